@@ -1,0 +1,143 @@
+# kbox — GNU make only.
+#   make                      build ./kbox with every applet
+#   make APPLETS="a b"        build with only those applets (and only their libraries)
+#   make check                install missing deps, build, run every test suite
+#   make install PREFIX=/usr/local DESTDIR=...
+#   make deps | bench | asan | fuzz | demo | clean
+
+VERSION   := 0.1.0
+CC        := gcc
+CFLAGS    ?= -O2 -g
+WARNINGS  := -Wall -Wextra -Werror
+PKGS      := mount blkid libgpiod libzstd fdisk
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS = -std=gnu11 $(WARNINGS) $(CFLAGS) -D_GNU_SOURCE -DKBOX_VERSION='"$(VERSION)"' \
+             -Ilibcommon $(PKG_CFLAGS)
+# --as-needed: an applet set that never calls into a library does not link it,
+# so `make APPLETS=...` drops unneeded libraries without a per-applet list.
+ALL_LDFLAGS = -Wl,--as-needed $(LDFLAGS)
+LDLIBS    := $(PKG_LIBS) -lpthread
+
+# An applet is applets/NAME.c or a folder applets/NAME/.
+ALL_APPLETS := $(sort $(basename $(notdir $(filter-out applets/main.c,$(wildcard applets/*.c)))) \
+                      $(patsubst applets/%/,%,$(wildcard applets/*/)))
+APPLETS   ?= $(ALL_APPLETS)
+UNKNOWN   := $(filter-out $(ALL_APPLETS),$(APPLETS))
+ifneq ($(UNKNOWN),)
+$(error unknown applet(s): $(UNKNOWN); known: $(ALL_APPLETS))
+endif
+APPLET_SRCS := $(foreach a,$(APPLETS),$(wildcard applets/$(a).c applets/$(a)/*.c))
+LIB_SRCS  := $(wildcard libcommon/*.c)
+HEADERS   := $(wildcard libcommon/*.h applets/*.h applets/*/*.h)
+
+BUILD     ?= build
+OUT       ?= kbox
+OBJS      := $(patsubst %.c,$(BUILD)/%.o,applets/main.c $(APPLET_SRCS))
+LIB_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIB       := $(BUILD)/libcommon.a
+# Relink when the applet set changes (objects alone would look up to date).
+STAMP     := $(BUILD)/applets.$(shell echo '$(APPLETS)' | cksum | cut -d' ' -f1)
+
+PREFIX    ?= /usr/local
+BINDIR     = $(PREFIX)/bin
+MANDIR     = $(PREFIX)/share/man
+COMPDIR    = $(PREFIX)/share/bash-completion/completions
+
+.PHONY: all check test deps install uninstall bench asan fuzz demo clean test-progs
+all: $(OUT) test-progs
+
+$(OUT): $(OBJS) $(LIB) $(STAMP)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LIB) $(LDLIBS)
+
+$(STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/applets.* && touch $@
+
+$(BUILD)/%.o: %.c $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+# Helper programs for the tests: tests/progs/NAME.c -> build/tests/NAME (with
+# libcommon), tests/progs/static/NAME.c -> build/tests/NAME linked statically.
+TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(wildcard tests/progs/*.c)) \
+              $(patsubst tests/progs/static/%.c,$(BUILD)/tests/%,$(wildcard tests/progs/static/*.c))
+test-progs: $(TEST_PROGS)
+
+$(BUILD)/tests/%: tests/progs/%.c $(LIB) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/progs/static/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -static -o $@ $<
+
+# ---- dependencies: Debian bookworm packages -------------------------------
+DEPS_BUILD := gcc make pkg-config libmount-dev libblkid-dev libgpiod-dev libzstd-dev libfdisk-dev
+DEPS_TEST  := bats bats-support bats-assert bats-file jq exfatprogs exfat-fuse fuse3 gdb attr \
+              cgroup-tools e2fsprogs xz-utils gpiod util-linux
+DEPS_VM    := qemu-system-x86 busybox-static
+DEPS_FUZZ  := clang libclang-rt-14-dev
+DEPS_BENCH := hyperfine
+DEPS       := $(DEPS_BUILD) $(DEPS_TEST) $(DEPS_VM) $(DEPS_FUZZ) $(DEPS_BENCH)
+
+deps:
+	@installed=$$(dpkg-query -W -f='$${Package} $${db:Status-Status}\n' $(DEPS) 2>/dev/null | \
+	    awk '$$2=="installed"{print $$1}'); \
+	missing=$$(for p in $(DEPS); do echo "$$installed" | grep -qx "$$p" || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "deps: installing" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+
+# ---- tests ----------------------------------------------------------------
+check: deps
+	$(MAKE) all
+	$(MAKE) asan
+	tests/run
+
+test: all
+	tests/run
+
+# Sanitizer build of the same sources, used by tests that feed untrusted input.
+asan:
+	$(MAKE) BUILD=build/asan OUT=kbox-asan CC=clang LDFLAGS="-fsanitize=address,undefined" \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" kbox-asan
+
+fuzz:
+	@if [ -f fuzz/Makefile ]; then $(MAKE) -C fuzz run; else echo "fuzz: no fuzz targets yet"; fi
+
+bench: all
+	@set -e; for b in bench/*.sh; do [ -e "$$b" ] || continue; echo "== $$b"; bash "$$b"; done
+
+demo: deps all
+	@tests/demo
+
+# ---- install --------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPDIR)
+	install -m 0755 kbox $(DESTDIR)$(BINDIR)/kbox
+	@set -e; ./kbox --list-full | while read -r path; do \
+	    dir=$${path%/*}; name=$${path##*/}; \
+	    rel=$$( [ "$$dir" = bin ] && echo kbox || echo ../bin/kbox ); \
+	    ln -sf "$$rel" "$(DESTDIR)$(PREFIX)/$$path"; \
+	    if [ -f completions/$$name ]; then install -m 0644 completions/$$name $(DESTDIR)$(COMPDIR)/$$name; \
+	    else ln -sf kbox $(DESTDIR)$(COMPDIR)/$$name; fi; \
+	    for m in man/$$name.1 man/$$name.8; do [ -f $$m ] || continue; \
+	        s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done; \
+	done
+	install -m 0644 man/kbox.1 $(DESTDIR)$(MANDIR)/man1/kbox.1
+	install -m 0644 completions/kbox $(DESTDIR)$(COMPDIR)/kbox
+
+uninstall:
+	@set -e; ./kbox --list-full | while read -r path; do rm -f "$(DESTDIR)$(PREFIX)/$$path" \
+	    "$(DESTDIR)$(COMPDIR)/$${path##*/}" "$(DESTDIR)$(MANDIR)"/man?/"$${path##*/}".[18]; done
+	rm -f $(DESTDIR)$(BINDIR)/kbox $(DESTDIR)$(MANDIR)/man1/kbox.1 $(DESTDIR)$(COMPDIR)/kbox
+
+clean:
+	rm -rf build kbox kbox-asan
+	@if [ -f fuzz/Makefile ]; then $(MAKE) -C fuzz clean; fi

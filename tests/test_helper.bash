@@ -1,0 +1,20 @@
+# Shared setup for kbox's bats suites: `load test_helper` at the top of a suite.
+bats_require_minimum_version 1.5.0
+bats_load_library bats-support 2>/dev/null || load /usr/lib/bats/bats-support/load.bash
+bats_load_library bats-assert 2>/dev/null || load /usr/lib/bats/bats-assert/load.bash
+bats_load_library bats-file 2>/dev/null || load /usr/lib/bats/bats-file/load.bash
+
+KBOX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# KBOX may point at another build (e.g. the sanitizer build, ./kbox-asan).
+KBOX=${KBOX:-$KBOX_ROOT/kbox}
+KBOX_TESTBIN=$KBOX_ROOT/build/tests
+SHARED=${KBOX_SHARED:-$KBOX_ROOT/../shared}
+export KBOX KBOX_ROOT KBOX_TESTBIN SHARED
+
+# Runs an applet through the multicall binary: `kb mkfs.exfat -h`.
+kb() { "$KBOX" "$@"; }
+
+require_root() { [ "$(id -u)" -eq 0 ] || skip "needs root"; }
+require_cmd() { command -v "$1" >/dev/null 2>&1 || skip "needs $1"; }
+require_applet() { "$KBOX" --list | grep -qx "$1" || skip "applet $1 not built"; }
+require_shared() { [ -d "$SHARED/$1" ] || skip "../shared/$1 is absent"; }
