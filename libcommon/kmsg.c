@@ -240,13 +240,20 @@ int kb_kmsg_read(struct kb_kmsg *k, struct kb_kmsg_record *rec)
 	return k->fd >= 0 ? read_live(k, rec) : read_file(k, rec);
 }
 
-int kb_kmsg_wait(struct kb_kmsg *k, int timeout_ms)
+int kb_kmsg_wait(struct kb_kmsg *k, int other_fd, int timeout_ms, bool *other_ready)
 {
+	struct pollfd pfd[2] = {
+		{ .fd = k->fd, .events = POLLIN },
+		{ .fd = other_fd, .events = POLLIN },
+	};
+	if (other_ready)
+		*other_ready = false;
 	if (k->fd < 0)
 		return 1;
-	struct pollfd pfd = { .fd = k->fd, .events = POLLIN };
-	int r = poll(&pfd, 1, timeout_ms);
+	int r = poll(pfd, other_fd >= 0 ? 2 : 1, timeout_ms);
 	if (r < 0)
 		return -1;
-	return r > 0;
+	if (other_fd >= 0 && other_ready && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+		*other_ready = true;
+	return (pfd[0].revents & (POLLIN | POLLERR)) ? 1 : 0;
 }

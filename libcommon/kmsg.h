@@ -52,10 +52,11 @@ void kb_kmsg_close(struct kb_kmsg *k);
  * Records overwritten in the ring buffer before being read (EPIPE) are
  * skipped and counted in k->lost. */
 int kb_kmsg_read(struct kb_kmsg *k, struct kb_kmsg_record *rec);
-/* Blocks until a record can be read or timeout_ms passes (-1: forever).
+/* Blocks until a record can be read, other_fd (unless -1) becomes readable,
+ * or timeout_ms passes (-1: forever); sets *other_ready accordingly.
  * Returns 1 readable, 0 timeout, -1 error (EINTR when a signal arrived).
  * Files are always readable. */
-int kb_kmsg_wait(struct kb_kmsg *k, int timeout_ms);
+int kb_kmsg_wait(struct kb_kmsg *k, int other_fd, int timeout_ms, bool *other_ready);
 
 /* Parses one record in any of the accepted forms (len bytes, need not be
  * NUL-terminated; trailing continuation lines are ignored).

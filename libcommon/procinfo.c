@@ -1,12 +1,17 @@
 /* /proc process and thread facts; see procinfo.h. */
 #include "procinfo.h"
+#include "kbox.h"
+#include "syscalls.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static ssize_t read_proc_file(pid_t pid, const char *name, char *buf, size_t cap)
@@ -112,4 +117,70 @@ uint64_t kb_suspended_usec(void)
 	clock_gettime(CLOCK_MONOTONIC, &m);
 	int64_t d = ((int64_t)b.tv_sec - m.tv_sec) * 1000000 + (b.tv_nsec - m.tv_nsec) / 1000;
 	return d > 0 ? (uint64_t)d : 0;
+}
+
+int kb_tracked_spawn(struct kb_tracked *t, char *const argv[])
+{
+	t->pid = -1;
+	t->pidfd = -1;
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGQUIT, SIG_DFL);
+		execvp(argv[0], argv);
+		int e = errno;
+		kb_warn_errno("%s", argv[0]);
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	t->pid = pid;
+	t->pidfd = kb_pidfd_open(pid, 0);
+	if (t->pidfd < 0)
+		return -1;
+	return 0;
+}
+
+bool kb_tracked_owns(const struct kb_tracked *t, pid_t tgid)
+{
+	pid_t self = getpid();
+	pid_t p = tgid;
+	for (int depth = 0; depth < 4096 && p > 1; depth++) {
+		if (p == t->pid || p == self)
+			return p == t->pid || depth > 0;
+		struct kb_thread_info ti;
+		if (kb_thread_info(p, &ti) < 0)
+			return false;
+		p = ti.ppid;
+	}
+	return false;
+}
+
+void kb_tracked_reap_orphans(const struct kb_tracked *t)
+{
+	for (;;) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0 ||
+		    si.si_pid == t->pid)
+			return;
+		waitpid(si.si_pid, NULL, 0);
+	}
+}
+
+int kb_tracked_wait(struct kb_tracked *t)
+{
+	int status;
+	while (waitpid(t->pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (t->pidfd >= 0)
+		close(t->pidfd);
+	t->pidfd = -1;
+	kb_tracked_reap_orphans(t);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
 }
