@@ -25,7 +25,7 @@
 #define RATELIMIT_WINDOW_US 5000000ULL
 
 static const char usage[] =
-	"Usage: splitlock-stat [status] [--json]\n"
+	"Usage: splitlock-stat [status] [--kmsg FILE] [--json]\n"
 	"       splitlock-stat watch [-n N] [-d TIME] [--since-boot] [--kmsg FILE] [--json]\n"
 	"       splitlock-stat summary [-d TIME] [--since-boot] [--kmsg FILE] [--json]\n"
 	"       splitlock-stat run [--json] [--] COMMAND [ARGS...]\n"
@@ -417,6 +417,34 @@ static void print_suppressed(struct ctx *c, const struct kb_kmsg_record *r, cons
 	fflush(stdout);
 }
 
+/* The boot-time mode message (seen with --since-boot or in a saved log). */
+static void print_mode(struct ctx *c, const struct kb_kmsg_record *r, const struct kb_sl_msg *m)
+{
+	if (c->o->json) {
+		struct kb_json *j = &c->json;
+		kb_json_begin_object(j);
+		kb_json_kv_string(j, "type", "mode");
+		if (r->has_seq)
+			kb_json_kv_uint(j, "seq", r->seq);
+		kb_json_kv_uint(j, "ts_us", r->ts_usec);
+		kb_json_kv_string(j, "mode", kb_sl_mode_name(m->mode));
+		kb_json_kv_string(j, "trap", m->mode_has_kind ? kb_sl_kind_trap(m->kind) : NULL);
+		if (m->mode == KB_SL_MODE_RATELIMIT)
+			kb_json_kv_uint(j, "ratelimit_per_sec", m->ratelimit);
+		kb_json_end_object(j);
+		kb_json_end_line(j);
+	} else {
+		printf("[%5" PRIu64 ".%06" PRIu64 "] kernel mode: %s", r->ts_usec / 1000000,
+		       r->ts_usec % 1000000, kb_sl_mode_name(m->mode));
+		if (m->mode_has_kind)
+			printf(" (%s)", kb_sl_kind_trap(m->kind));
+		if (m->mode == KB_SL_MODE_RATELIMIT)
+			printf(", %u bus locks/s", m->ratelimit);
+		putchar('\n');
+	}
+	fflush(stdout);
+}
+
 /* ---- the event loop ------------------------------------------------------ */
 
 /* Handles one record; returns false when watch -n has printed enough. */
@@ -434,6 +462,11 @@ static bool handle_record(struct ctx *c, struct kb_kmsg_record *rec)
 		summary_add_suppressed(&c->sum, t.msg.kind, t.msg.suppressed);
 		if (c->o->cmd == CMD_WATCH)
 			print_suppressed(c, rec, &t.msg);
+		return true;
+	}
+	if (t.msg.type == KB_SL_MSG_MODE) {
+		if (c->o->cmd == CMD_WATCH)
+			print_mode(c, rec, &t.msg);
 		return true;
 	}
 	if (t.msg.type != KB_SL_MSG_TRAP)
@@ -627,7 +660,7 @@ static void print_summary_text(struct ctx *c, FILE *f)
 		fprintf(f, "records lost to ring-buffer overwrite: %" PRIu64 "\n", c->log.lost);
 	if (s->unattributed)
 		fprintf(f, "reports not attributed (thread gone or not looked up): %" PRIu64 "\n", s->unattributed);
-	if (!total)
+	if (!s->n_procs)
 		return;
 	char a[32], b[32];
 	fprintf(f, "\nPROCESSES\n%8s %8s %-16s %-16s %-16s %s\n", "COUNT", "PID", "NAME", "FIRST", "LAST", "EXE");
@@ -664,13 +697,13 @@ static void print_summary_text(struct ctx *c, FILE *f)
 
 static const char *mode_meaning(const struct kb_sl_status *st)
 {
-	if (st->cpuinfo_read && !st->split_lock_detect && !st->bus_lock_detect)
+	if (!st->log_found && st->cpuinfo_read && !st->split_lock_detect && !st->bus_lock_detect)
 		return "this CPU (as the kernel sees it) cannot detect split or bus locks: nothing will be reported";
 	switch (st->mode) {
 	case KB_SL_MODE_OFF:
 		return "detection is disabled: split locks run unnoticed";
 	case KB_SL_MODE_WARN:
-		return st->split_lock_detect
+		return (st->log_found ? st->log_mode.kind == KB_SL_SPLIT_LOCK : st->split_lock_detect)
 		       ? "a split lock traps (#AC) before it executes; the kernel logs it and slows the task down"
 		       : "a bus lock traps (#DB) after it executed; the kernel logs it";
 	case KB_SL_MODE_FATAL:
@@ -685,9 +718,9 @@ static const char *mode_meaning(const struct kb_sl_status *st)
 static int cmd_status(struct options *o)
 {
 	struct kb_sl_status st;
-	kb_sl_status_read(&st);
+	kb_sl_status_read(&st, o->kmsg_file);
 	bool capable = !st.cpuinfo_read || st.split_lock_detect || st.bus_lock_detect;
-	const char *src = !capable ? "CPU flags" : st.log_found ? "boot message" : st.cmdline_option[0] ? "kernel command line"
+	const char *src = st.log_found ? "boot message" : !capable ? "CPU flags" : st.cmdline_option[0] ? "kernel command line"
 			 : st.mode == KB_SL_MODE_UNKNOWN ? "unknown" : "kernel default";
 	if (o->json) {
 		struct kb_json j;
@@ -916,8 +949,8 @@ static int splitlock_stat_main(int argc, char **argv)
 	} else if (n_rest > 0) {
 		kb_usage_error("unexpected argument '%s'", rest[0]);
 	}
-	if (o.cmd == CMD_STATUS && (o.count || o.duration_ns || o.since_boot || o.kmsg_file))
-		kb_usage_error("status takes only --json");
+	if (o.cmd == CMD_STATUS && (o.count || o.duration_ns || o.since_boot))
+		kb_usage_error("status takes only --json and --kmsg");
 	if (o.cmd == CMD_SUMMARY && o.count)
 		kb_usage_error("-n is for watch");
 	if (o.kmsg_file && (o.duration_ns || o.since_boot))

@@ -50,7 +50,7 @@ void kb_kmsg_close(struct kb_kmsg *k);
 /* Reads the next record. Returns 1 with *rec filled, 0 when nothing is
  * available right now (live) or at end of file, -1 on a read error (errno).
  * Records overwritten in the ring buffer before being read (EPIPE) are
- * skipped and counted in k->lost. */
+ * skipped and counted in k->lost (live log only). */
 int kb_kmsg_read(struct kb_kmsg *k, struct kb_kmsg_record *rec);
 /* Blocks until a record can be read, other_fd (unless -1) becomes readable,
  * or timeout_ms passes (-1: forever); sets *other_ready accordingly.

@@ -326,10 +326,10 @@ void kb_sl_status_apply_log(struct kb_sl_status *st, const struct kb_sl_msg *m, 
 	st->log_ts_usec = ts_usec;
 }
 
-static void scan_log(struct kb_sl_status *st)
+static void scan_log(struct kb_sl_status *st, const char *log_file)
 {
 	struct kb_kmsg k;
-	if (kb_kmsg_open_live(&k, true) < 0) {
+	if ((log_file ? kb_kmsg_open_file(&k, log_file) : kb_kmsg_open_live(&k, true)) < 0) {
 		st->log_errno = errno;
 		return;
 	}
@@ -341,8 +341,8 @@ static void scan_log(struct kb_sl_status *st)
 	}
 	int r;
 	while ((r = kb_kmsg_read(&k, rec)) > 0) {
-		if (rec->facility != 0)
-			continue;
+		if (rec->facility > 0)
+			continue;  /* user space cannot log with the kernel facility */
 		struct kb_sl_msg m;
 		kb_sl_parse_message(rec->message, &m);
 		if (m.type == KB_SL_MSG_MODE)
@@ -373,7 +373,7 @@ static void probe_perf(struct kb_sl_status *st)
 	st->perf_errno = 0;
 }
 
-void kb_sl_status_read(struct kb_sl_status *st)
+void kb_sl_status_read(struct kb_sl_status *st, const char *log_file)
 {
 	memset(st, 0, sizeof(*st));
 	read_cpuinfo(st);
@@ -381,14 +381,16 @@ void kb_sl_status_read(struct kb_sl_status *st)
 	st->mitigate = read_int_file("/proc/sys/kernel/split_lock_mitigate", &st->mitigate_errno);
 	int err;
 	st->dmesg_restrict = read_int_file("/proc/sys/kernel/dmesg_restrict", &err);
-	scan_log(st);
+	scan_log(st, log_file);
 	probe_perf(st);
 
-	if (!st->split_lock_detect && !st->bus_lock_detect && st->cpuinfo_read) {
-		st->mode = KB_SL_MODE_OFF;   /* nothing to detect with */
-	} else if (st->log_found) {
+	/* The kernel's own boot message is authoritative (and is all a saved
+	 * log from another machine tells). */
+	if (st->log_found) {
 		st->mode = st->log_mode.mode;
 		st->ratelimit = st->log_mode.ratelimit;
+	} else if (!st->split_lock_detect && !st->bus_lock_detect && st->cpuinfo_read) {
+		st->mode = KB_SL_MODE_OFF;   /* nothing to detect with */
 	} else if (st->cmdline_option[0]) {
 		st->mode = st->cmdline_mode;
 		st->ratelimit = st->cmdline_ratelimit;

@@ -68,9 +68,10 @@ struct kb_sl_status {
 	unsigned ratelimit;
 };
 
-/* Fills *st from /proc/cpuinfo, /proc/cmdline, the sysctls, /dev/kmsg and
- * perf_event_open; never fails (unreadable parts are marked so). */
-void kb_sl_status_read(struct kb_sl_status *st);
+/* Fills *st from /proc/cpuinfo, /proc/cmdline, the sysctls, the kernel log
+ * (/dev/kmsg, or the saved dump log_file when not NULL) and perf_event_open;
+ * never fails (unreadable parts are marked so). */
+void kb_sl_status_read(struct kb_sl_status *st, const char *log_file);
 /* Updates st->mode from a mode message found in a log. */
 void kb_sl_status_apply_log(struct kb_sl_status *st, const struct kb_sl_msg *m, uint64_t ts_usec);
 
