@@ -131,6 +131,7 @@ int main(int argc, char **argv)
 		if (child < 0)
 			return 1;
 		if (child == 0) {
+			close(hold_pipe[1]);   /* so the parent's close releases us */
 			prctl(PR_SET_NAME, "sl-child");
 			take_split_locks(child_count);
 			if (write(child_ready[1], "x", 1) < 0)
