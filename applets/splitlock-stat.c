@@ -198,9 +198,12 @@ static void attribute(struct ctx *c, struct trap *t)
 		snprintf(t->process, sizeof(t->process), "?");
 	if (kb_proc_exe(ti.tgid, t->exe, sizeof(t->exe)) < 0)
 		t->exe[0] = '\0';
-	/* The kernel reports the instruction after the locked one: look up the
-	 * symbol one byte earlier so a lock at a function's end stays in it. */
-	uint64_t lookup = t->msg.address ? t->msg.address - 1 : 0;
+	/* #DB is a trap: the kernel reports the instruction after the locked
+	 * one, so look the symbol up one byte earlier (a lock at a function's
+	 * end stays in it). #AC is a fault: the address is the locked one. */
+	uint64_t lookup = t->msg.address;
+	if (t->msg.kind == KB_SL_BUS_LOCK && lookup)
+		lookup--;
 	if (kb_resolve(c->resolver, ti.tgid, t->msg.address, lookup, &t->loc) < 0)
 		memset(&t->loc, 0, sizeof(t->loc));
 	t->attributed = true;

@@ -262,6 +262,19 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 	[[ "$text" == *"split_lock_hit+0x"* ]]
 }
 
+@test "#AC reports (the locked instruction's own address) resolve to the same function" {
+	require_cmd jq
+	require_cmd nm
+	start_prog -n 1 -t 2 -k ac -e "$BATS_TEST_TMPDIR/log.kmsg"
+	label=$(nm "$PROG" | awk '$3 == "split_lock_hit_at" { print $1 }')
+	run asan splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
+	stop_prog
+	assert_success
+	assert_equal "$(echo "$output" | jq -s length)" 2
+	assert_equal "$(echo "$output" | jq -r '.trap + " " + .symbol' | sort -u)" "#AC split_lock_hit"
+	assert_equal "$(echo "$output" | jq -r .binary_offset | sort -u)" "$(printf '0x%x' "$((16#$label))")"
+}
+
 @test "reports of exited threads and of reused thread ids are not misattributed" {
 	require_cmd jq
 	# A thread id that existed but is gone.

@@ -31,15 +31,18 @@ static int per_thread = 1, linger_ms;
 static int hold;
 static int hold_pipe[2];
 
-/* The label marks the instruction after the locked add: what the kernel reports. */
+/* The labels mark the locked add (what the kernel reports for #AC, a fault)
+ * and the instruction after it (what it reports for #DB, a trap). */
 __attribute__((noinline, noclone, used)) void split_lock_hit(int *p)
 {
-	__asm__ volatile("lock addl $1, %0\n\t"
+	__asm__ volatile(".globl split_lock_hit_at\n"
+			 "split_lock_hit_at:\n\t"
+			 "lock addl $1, %0\n\t"
 			 ".globl split_lock_hit_after\n"
 			 "split_lock_hit_after:\n\t"
 			 : "+m"(*p) : : "memory");
 }
-extern char split_lock_hit_after[];
+extern char split_lock_hit_at[], split_lock_hit_after[];
 
 struct worker {
 	pthread_t thread;
@@ -92,7 +95,8 @@ static void emit(FILE *f, int ac, const char *name, pid_t tid, int n)
 	for (int i = 0; i < n; i++)
 		fprintf(f, "4,%" PRIu64 ",%" PRIu64 ",-;x86/split lock detection: %s: %s/%d took a %s trap at address: 0x%lx\n",
 			seq++, monotonic_us(), ac ? "#AC" : "#DB", name, (int)tid,
-			ac ? "split_lock" : "bus_lock", (unsigned long)split_lock_hit_after);
+			ac ? "split_lock" : "bus_lock",
+			(unsigned long)(ac ? split_lock_hit_at : split_lock_hit_after));
 }
 
 int main(int argc, char **argv)
