@@ -115,6 +115,8 @@ struct ctx {
 	struct summary sum;
 	struct kb_tracked *tracked;   /* run: only this process tree counts */
 	uint64_t watched;             /* traps printed (watch -n) */
+	const char *blind;            /* live log: why the kernel reports nothing, if so */
+	int perf_errno;               /* run: perf_event_open's answer */
 	uint64_t suspended_us;
 };
 
@@ -561,6 +563,8 @@ static bool lower_bound(const struct ctx *c, const char **why, size_t *n)
 		why[(*n)++] = "#AC is reported once per thread by recent kernels";
 	if (c->tracked && s->unattributed)
 		why[(*n)++] = "reports of exited threads could not be placed";
+	if (c->blind)
+		why[(*n)++] = c->blind;
 	return *n > 0;
 }
 
@@ -598,6 +602,8 @@ static void print_summary_json(struct ctx *c, int exit_status)
 	if (c->tracked) {
 		kb_json_kv_int(j, "command_pid", c->tracked->pid);
 		kb_json_kv_int(j, "exit_status", exit_status);
+		kb_json_kv_string(j, "perf_counters", c->perf_errno ? strerror(c->perf_errno)
+				  : "present, split-lock events not used (model-specific)");
 	}
 	kb_json_key(j, "processes");
 	kb_json_begin_array(j);
@@ -795,6 +801,21 @@ static int cmd_status(struct options *o)
 	return 0;
 }
 
+/* For the live log: notes when this kernel cannot report anything, so that
+ * a count of zero is not taken for "no split locks". */
+static void check_detection(struct ctx *c)
+{
+	struct kb_sl_status st;
+	kb_sl_status_read(&st, NULL);
+	c->perf_errno = st.perf_errno;
+	if (st.cpuinfo_read && !st.split_lock_detect && !st.bus_lock_detect && !st.log_found)
+		c->blind = "this CPU cannot detect split or bus locks: the kernel reports none";
+	else if (st.mode == KB_SL_MODE_OFF)
+		c->blind = "split lock detection is off: the kernel reports none";
+	else if (st.mode == KB_SL_MODE_FATAL)
+		c->blind = "fatal mode: offending tasks get SIGBUS and no report is logged";
+}
+
 static int open_log(struct ctx *c)
 {
 	struct options *o = c->o;
@@ -815,6 +836,7 @@ static int open_log(struct ctx *c)
 		return -1;
 	}
 	c->live = true;
+	check_detection(c);
 	return 0;
 }
 
@@ -870,6 +892,12 @@ static int cmd_run(struct ctx *c)
 		/* The command owns stdout; the report goes to stderr like time(1). */
 		fflush(stdout);
 		fprintf(stderr, "%s: %s exited with status %d\n", kb_name(), c->o->command[0], status);
+		if (c->perf_errno)
+			fprintf(stderr, "hardware counters: unavailable (%s); counts come from the kernel log\n",
+				strerror(c->perf_errno));
+		else
+			fprintf(stderr, "hardware counters: present, but split-lock events are model-specific "
+				"and not used; counts come from the kernel log\n");
 		print_summary_text(c, stderr);
 	}
 	if (rc)

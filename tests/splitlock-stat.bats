@@ -315,6 +315,12 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 	run --separate-stderr kb splitlock-stat run --json -- sh -c 'exit 3'
 	assert_failure 3
 	assert_equal "$(echo "$output" | jq .exit_status)" 3
+	echo "$output" | jq -e '.perf_counters | type == "string"' >/dev/null
+	if ! traps_reported; then
+		# Zero reports from a kernel that cannot report is not "exact".
+		assert_equal "$(echo "$output" | jq .exact)" false
+		echo "$output" | jq -e '.lower_bound_because | any(test("report(s)? none|no report"))' >/dev/null
+	fi
 	echo "$output" | jq -e '.command_pid > 0' >/dev/null
 	run -127 kb splitlock-stat run -- /nonexistent/command
 	assert_output --partial "/nonexistent/command"
