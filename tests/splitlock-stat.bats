@@ -275,6 +275,29 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 	assert_equal "$(echo "$output" | jq -r .binary_offset | sort -u)" "$(printf '0x%x' "$((16#$label))")"
 }
 
+@test "symbol lookup in a binary with corrupt section headers is safe (sanitizer build)" {
+	require_cmd jq
+	require_cmd od
+	shoff=$(od -An -t u8 -j 40 -N 8 "$PROG" | tr -d ' ')
+	for how in foreign-bytes far-offset; do
+		cp "$PROG" "$BATS_TEST_TMPDIR/prog-$how"
+		if [ $how = foreign-bytes ]; then
+			# Another binary's bytes over the section header table: nonsense offsets and sizes.
+			dd if=/bin/sh of="$BATS_TEST_TMPDIR/prog-$how" bs=1 skip=4096 seek="$shoff" count=2048 conv=notrunc status=none
+		else
+			printf '\x00\x00\xff\xff\xff\xff\xff\x7f' |
+				dd of="$BATS_TEST_TMPDIR/prog-$how" bs=1 seek=40 conv=notrunc status=none
+		fi
+		PROG=$BATS_TEST_TMPDIR/prog-$how start_prog -n 1 -t 1 -e "$BATS_TEST_TMPDIR/log.kmsg"
+		run asan splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
+		stop_prog
+		assert_success
+		assert_equal "$(echo "$output" | jq -r .binary)" "$BATS_TEST_TMPDIR/prog-$how"
+		assert_equal "$(echo "$output" | jq .attributed)" true
+		rm -f "$BATS_TEST_TMPDIR/hold"
+	done
+}
+
 @test "reports of exited threads and of reused thread ids are not misattributed" {
 	require_cmd jq
 	# A thread id that existed but is gone.
