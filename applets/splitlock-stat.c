@@ -6,6 +6,7 @@
 #include "kbox.h"
 #include "kmsg.h"
 #include "parse.h"
+#include "procevents.h"
 #include "procinfo.h"
 #include "splitlock.h"
 
@@ -114,6 +115,12 @@ struct ctx {
 	struct kb_json json;
 	struct summary sum;
 	struct kb_tracked *tracked;   /* run: only this process tree counts */
+	struct kb_proc_tree *tree;    /* run: the tree's threads, from process events */
+	int tree_errno;               /* why there are no process events */
+	/* run: names and executables noted at exec, for processes gone by the
+	 * time their report is read. */
+	struct exec_note { pid_t tgid; char comm[64]; char *exe; } *notes;
+	size_t n_notes;
 	uint64_t watched;             /* traps printed (watch -n) */
 	const char *blind;            /* live log: why the kernel reports nothing, if so */
 	int perf_errno;               /* run: perf_event_open's answer */
@@ -178,35 +185,73 @@ static void format_wall_time(uint64_t ts_us, char *buf, size_t len)
 
 /* ---- attribution --------------------------------------------------------- */
 
-static void attribute(struct ctx *c, struct trap *t)
+static const struct exec_note *find_note(const struct ctx *c, pid_t tgid)
+{
+	for (size_t i = c->n_notes; i > 0; i--)
+		if (c->notes[i - 1].tgid == tgid)
+			return &c->notes[i - 1];
+	return NULL;
+}
+
+/* A process of the tree was forked or exec'd: note what it is while it
+ * exists (a forked child has its parent's executable and mappings). */
+static void on_process(void *arg, pid_t tgid, pid_t parent_tgid)
+{
+	struct ctx *c = arg;
+	char exe[4096];
+	struct exec_note n = { .tgid = tgid };
+	const struct exec_note *parent = parent_tgid ? find_note(c, parent_tgid) : NULL;
+	if (kb_proc_comm(tgid, n.comm, sizeof(n.comm)) < 0 && !parent)
+		return;
+	if (kb_proc_exe(tgid, exe, sizeof(exe)) == 0)
+		n.exe = xstrdup(exe);
+	else
+		n.exe = xstrdup(parent ? parent->exe : "");
+	if (!n.comm[0] && parent)
+		snprintf(n.comm, sizeof(n.comm), "%s", parent->comm);
+	c->notes = xrealloc(c->notes, c->n_notes + 1, sizeof(*c->notes));
+	c->notes[c->n_notes++] = n;
+	if (parent_tgid)
+		kb_resolver_inherit(c->resolver, tgid, parent_tgid);
+	else
+		kb_resolver_prime(c->resolver, tgid);
+}
+
+/* Attributes a report to its thread's process and code location. known_tgid
+ * (0 if unknown) is the process the thread belonged to per process events,
+ * which still holds when the thread has since exited. */
+static void attribute(struct ctx *c, struct trap *t, pid_t known_tgid)
 {
 	t->attributed = false;
 	t->why_not = "not looked up (--no-resolve)";
 	if (!c->o->resolve)
 		return;
 	struct kb_thread_info ti;
+	pid_t tgid = known_tgid;
 	if (kb_thread_info(t->msg.tid, &ti) < 0) {
 		t->why_not = "thread exited before its report was read";
-		return;
-	}
-	/* A thread started after the report is a later thread with a reused id. */
-	if (t->rec->has_ts && ti.start_usec > c->suspended_us &&
-	    ti.start_usec - c->suspended_us > t->rec->ts_usec + 50000) {
+	} else if (t->rec->has_ts && ti.start_usec > c->suspended_us &&
+		   ti.start_usec - c->suspended_us > t->rec->ts_usec + 50000) {
+		/* A thread started after the report is a later thread with a reused id. */
 		t->why_not = "thread id reused since the report";
-		return;
+	} else if (!known_tgid) {
+		tgid = ti.tgid;
 	}
-	t->tgid = ti.tgid;
-	if (kb_proc_comm(ti.tgid, t->process, sizeof(t->process)) < 0)
-		snprintf(t->process, sizeof(t->process), "?");
-	if (kb_proc_exe(ti.tgid, t->exe, sizeof(t->exe)) < 0)
-		t->exe[0] = '\0';
+	if (!tgid)
+		return;
+	t->tgid = tgid;
+	const struct exec_note *note = find_note(c, tgid);
+	if (kb_proc_comm(tgid, t->process, sizeof(t->process)) < 0)
+		snprintf(t->process, sizeof(t->process), "%s", note ? note->comm : "?");
+	if (kb_proc_exe(tgid, t->exe, sizeof(t->exe)) < 0)
+		snprintf(t->exe, sizeof(t->exe), "%s", note ? note->exe : "");
 	/* #DB is a trap: the kernel reports the instruction after the locked
 	 * one, so look the symbol up one byte earlier (a lock at a function's
 	 * end stays in it). #AC is a fault: the address is the locked one. */
 	uint64_t lookup = t->msg.address;
 	if (t->msg.kind == KB_SL_BUS_LOCK && lookup)
 		lookup--;
-	if (kb_resolve(c->resolver, ti.tgid, t->msg.address, lookup, &t->loc) < 0)
+	if (kb_resolve(c->resolver, tgid, t->msg.address, lookup, &t->loc) < 0)
 		memset(&t->loc, 0, sizeof(t->loc));
 	t->attributed = true;
 	t->why_not = NULL;
@@ -476,11 +521,22 @@ static bool handle_record(struct ctx *c, struct kb_kmsg_record *rec)
 	}
 	if (t.msg.type != KB_SL_MSG_TRAP)
 		return true;
-	attribute(c, &t);
-	if (c->tracked) {
-		/* run: count the command's tree; a report whose thread is gone
-		 * cannot be placed and is counted apart. */
-		if (t.attributed && !kb_tracked_owns(c->tracked, t.tgid))
+	if (c->tree) {
+		/* run with process events: the tree's threads are known even after
+		 * they exit (their fork events were queued before the trap). */
+		pid_t tgid = 0;
+		kb_proc_tree_drain(c->tree);
+		if (!kb_proc_tree_lookup(c->tree, t.msg.tid, t.rec->ts_usec * 1000, &tgid) &&
+		    !kb_proc_tree_lost(c->tree))
+			return true;
+		attribute(c, &t, tgid);
+		if (!tgid && t.attributed && !kb_tracked_owns(c->tracked, t.tgid))
+			return true;
+	} else {
+		attribute(c, &t, 0);
+		/* run without process events: walk the live process tree; a report
+		 * whose thread is gone cannot be placed and is counted apart. */
+		if (c->tracked && t.attributed && !kb_tracked_owns(c->tracked, t.tgid))
 			return true;
 	}
 	summary_add_trap(&c->sum, &t);
@@ -532,15 +588,18 @@ static int event_loop(struct ctx *c, bool follow)
 			uint64_t left_ms = (deadline - now + 999) / 1000;
 			timeout = left_ms > 3600000 ? 3600000 : (int)left_ms;
 		}
-		bool exited = false;
-		int w = kb_kmsg_wait(&c->log, c->tracked ? c->tracked->pidfd : -1, timeout, &exited);
+		int other[2] = { c->tracked ? c->tracked->pidfd : -1, c->tree ? kb_proc_tree_fd(c->tree) : -1 };
+		bool ready[2];
+		int w = kb_kmsg_wait(&c->log, other, ready, 2, timeout);
 		if (w < 0 && errno != EINTR) {
 			kb_warn_errno("waiting for the kernel log");
 			rc = EXIT_FAIL;
 			break;
 		}
+		if (ready[1])
+			kb_proc_tree_drain(c->tree);
 		/* The command's traps were logged before it exited: one more drain. */
-		if (exited)
+		if (ready[0])
 			command_done = true;
 	}
 	free(rec);
@@ -563,6 +622,8 @@ static bool lower_bound(const struct ctx *c, const char **why, size_t *n)
 		why[(*n)++] = "#AC is reported once per thread by recent kernels";
 	if (c->tracked && s->unattributed)
 		why[(*n)++] = "reports of exited threads could not be placed";
+	if (c->tree && kb_proc_tree_lost(c->tree))
+		why[(*n)++] = "process events were lost (socket overflow)";
 	if (c->blind)
 		why[(*n)++] = c->blind;
 	return *n > 0;
@@ -604,6 +665,9 @@ static void print_summary_json(struct ctx *c, int exit_status)
 		kb_json_kv_int(j, "exit_status", exit_status);
 		kb_json_kv_string(j, "perf_counters", c->perf_errno ? strerror(c->perf_errno)
 				  : "present, split-lock events not used (model-specific)");
+		kb_json_kv_string(j, "tracking", c->tree ? "process events" : "process tree walk");
+		if (!c->tree)
+			kb_json_kv_string(j, "process_events_error", strerror(c->tree_errno));
 	}
 	kb_json_key(j, "processes");
 	kb_json_begin_array(j);
@@ -875,11 +939,19 @@ static int cmd_run(struct ctx *c)
 	/* Like time(1): the terminal's ^C goes to the command; we report after. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
+	/* Listen for process events before the command exists. */
+	c->tree = kb_proc_tree_open();
+	if (!c->tree)
+		c->tree_errno = errno;
 	if (kb_tracked_spawn(&tracked, c->o->command) < 0) {
 		kb_warn_errno("cannot run %s", c->o->command[0]);
 		return EXIT_FAIL;
 	}
 	c->tracked = &tracked;
+	if (c->tree) {
+		kb_proc_tree_set_root(c->tree, tracked.pid);
+		kb_proc_tree_on_process(c->tree, on_process, c);
+	}
 	int rc = event_loop(c, true);
 	int status = kb_tracked_wait(&tracked);
 	if (status < 0) {
@@ -892,6 +964,11 @@ static int cmd_run(struct ctx *c)
 		/* The command owns stdout; the report goes to stderr like time(1). */
 		fflush(stdout);
 		fprintf(stderr, "%s: %s exited with status %d\n", kb_name(), c->o->command[0], status);
+		if (c->tree)
+			fprintf(stderr, "tracking: process events (every thread of the tree, even after it exits)\n");
+		else
+			fprintf(stderr, "tracking: process tree walk at each report (process events unavailable: %s)\n",
+				strerror(c->tree_errno));
 		if (c->perf_errno)
 			fprintf(stderr, "hardware counters: unavailable (%s); counts come from the kernel log\n",
 				strerror(c->perf_errno));
@@ -1001,6 +1078,10 @@ static int splitlock_stat_main(int argc, char **argv)
 	kb_json_init(&c.json, stdout);
 	int rc = o.cmd == CMD_RUN ? cmd_run(&c) : cmd_follow(&c);
 	kb_kmsg_close(&c.log);
+	kb_proc_tree_close(c.tree);
+	for (size_t i = 0; i < c.n_notes; i++)
+		free(c.notes[i].exe);
+	free(c.notes);
 	kb_resolver_free(c.resolver);
 	summary_free(&c.sum);
 	return rc;

@@ -353,6 +353,10 @@ static struct proc_entry *proc_maps(struct kb_resolver *r, pid_t tgid, bool refr
 	struct kb_maps m;
 	if (kb_maps_read(tgid, &m) < 0)
 		return NULL;
+	if (p && m.n == 0) {
+		kb_maps_free(&m);
+		return p;  /* a zombie has no maps: keep what we saw while it lived */
+	}
 	if (!p) {
 		struct proc_entry *np = realloc(r->procs, (r->n_procs + 1) * sizeof(*np));
 		if (!np) {
@@ -401,6 +405,47 @@ static const struct kb_elf *file_symbols(struct kb_resolver *r, pid_t tgid, cons
 	return &r->files[r->n_files++].elf;
 }
 
+void kb_resolver_prime(struct kb_resolver *r, pid_t tgid)
+{
+	struct proc_entry *p = proc_maps(r, tgid, true);
+	if (!p)
+		return;
+	/* Load the symbols too: the files may be gone or replaced later. */
+	for (size_t i = 0; i < p->maps.n; i++)
+		if (p->maps.v[i].path && p->maps.v[i].path[0] == '/')
+			file_symbols(r, tgid, &p->maps.v[i]);
+}
+
+void kb_resolver_inherit(struct kb_resolver *r, pid_t child, pid_t parent)
+{
+	size_t pi = r->n_procs;
+	for (size_t i = 0; i < r->n_procs; i++) {
+		if (r->procs[i].tgid == child)
+			return;
+		if (r->procs[i].tgid == parent)
+			pi = i;
+	}
+	if (pi == r->n_procs)
+		return;
+	const struct kb_maps *from = &r->procs[pi].maps;
+	struct kb_maps m = { .v = calloc(from->n ? from->n : 1, sizeof(*m.v)) };
+	struct proc_entry *np = m.v ? realloc(r->procs, (r->n_procs + 1) * sizeof(*np)) : NULL;
+	if (!np) {
+		free(m.v);
+		return;
+	}
+	r->procs = np;
+	from = &r->procs[pi].maps;
+	for (size_t i = 0; i < from->n; i++) {
+		m.v[i] = from->v[i];
+		m.v[i].path = from->v[i].path ? strdup(from->v[i].path) : NULL;
+		m.n++;
+		if (from->v[i].path && !m.v[i].path)
+			break;
+	}
+	r->procs[r->n_procs++] = (struct proc_entry){ .tgid = child, .maps = m };
+}
+
 int kb_resolve(struct kb_resolver *r, pid_t tgid, uint64_t addr, uint64_t lookup_addr,
 	       struct kb_location *loc)
 {
@@ -411,9 +456,9 @@ int kb_resolve(struct kb_resolver *r, pid_t tgid, uint64_t addr, uint64_t lookup
 	const struct kb_mapping *mp = kb_maps_find(&p->maps, lookup_addr);
 	if (!mp) {
 		/* Code mapped since we last looked (dlopen, JIT): read the maps again. */
-		p = proc_maps(r, tgid, true);
-		if (!p)
-			return -1;
+		struct proc_entry *fresh = proc_maps(r, tgid, true);
+		if (fresh)
+			p = fresh;
 		mp = kb_maps_find(&p->maps, lookup_addr);
 		if (!mp)
 			return 0;

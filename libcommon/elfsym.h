@@ -72,6 +72,12 @@ void kb_resolver_free(struct kb_resolver *r);
  * until the next call or kb_resolver_free. */
 int kb_resolve(struct kb_resolver *r, pid_t tgid, uint64_t addr, uint64_t lookup_addr,
 	       struct kb_location *loc);
+/* Reads and caches a process's maps now (e.g. right after it exec'd), so
+ * its code can be resolved even if it has exited when its report is read. */
+void kb_resolver_prime(struct kb_resolver *r, pid_t tgid);
+/* A forked child starts with its parent's mappings: copy the cached ones
+ * (if any) for child, unless it has its own already. */
+void kb_resolver_inherit(struct kb_resolver *r, pid_t child, pid_t parent);
 /* Drops the cached maps of a process (it exited). */
 void kb_resolver_forget(struct kb_resolver *r, pid_t tgid);
 

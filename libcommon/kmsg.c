@@ -241,20 +241,21 @@ int kb_kmsg_read(struct kb_kmsg *k, struct kb_kmsg_record *rec)
 	return k->fd >= 0 ? read_live(k, rec) : read_file(k, rec);
 }
 
-int kb_kmsg_wait(struct kb_kmsg *k, int other_fd, int timeout_ms, bool *other_ready)
+int kb_kmsg_wait(struct kb_kmsg *k, const int *other, bool *other_ready, int n_other, int timeout_ms)
 {
-	struct pollfd pfd[2] = {
-		{ .fd = k->fd, .events = POLLIN },
-		{ .fd = other_fd, .events = POLLIN },
-	};
-	if (other_ready)
-		*other_ready = false;
+	struct pollfd pfd[5];
+	if (n_other > 4)
+		n_other = 4;
+	for (int i = 0; i < n_other; i++) {
+		other_ready[i] = false;
+		pfd[i + 1] = (struct pollfd){ .fd = other[i], .events = POLLIN };
+	}
 	if (k->fd < 0)
 		return 1;
-	int r = poll(pfd, other_fd >= 0 ? 2 : 1, timeout_ms);
-	if (r < 0)
+	pfd[0] = (struct pollfd){ .fd = k->fd, .events = POLLIN };
+	if (poll(pfd, (nfds_t)n_other + 1, timeout_ms) < 0)
 		return -1;
-	if (other_fd >= 0 && other_ready && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
-		*other_ready = true;
+	for (int i = 0; i < n_other; i++)
+		other_ready[i] = other[i] >= 0 && (pfd[i + 1].revents & (POLLIN | POLLHUP | POLLERR));
 	return (pfd[0].revents & (POLLIN | POLLERR)) ? 1 : 0;
 }

@@ -52,11 +52,12 @@ void kb_kmsg_close(struct kb_kmsg *k);
  * Records overwritten in the ring buffer before being read (EPIPE) are
  * skipped and counted in k->lost (live log only). */
 int kb_kmsg_read(struct kb_kmsg *k, struct kb_kmsg_record *rec);
-/* Blocks until a record can be read, other_fd (unless -1) becomes readable,
- * or timeout_ms passes (-1: forever); sets *other_ready accordingly.
- * Returns 1 readable, 0 timeout, -1 error (EINTR when a signal arrived).
- * Files are always readable. */
-int kb_kmsg_wait(struct kb_kmsg *k, int other_fd, int timeout_ms, bool *other_ready);
+/* Blocks until a record can be read, one of the n_other file descriptors in
+ * other (-1 entries are skipped) becomes readable, or timeout_ms passes
+ * (-1: forever); other_ready[i] tells which. Returns 1 when a record is
+ * readable, 0 otherwise, -1 on error (EINTR when a signal arrived). Files are
+ * always readable. */
+int kb_kmsg_wait(struct kb_kmsg *k, const int *other, bool *other_ready, int n_other, int timeout_ms);
 
 /* Parses one record in any of the accepted forms (len bytes, need not be
  * NUL-terminated; trailing continuation lines are ignored).
