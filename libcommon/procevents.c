@@ -84,19 +84,19 @@ struct kb_proc_tree *kb_proc_tree_open(void)
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC };
 	if (bind(t->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		goto fail;
-	struct {
-		struct nlmsghdr nl;
-		struct cn_msg cn;
-		enum proc_cn_mcast_op op;
-	} __attribute__((packed)) req;
-	memset(&req, 0, sizeof(req));
-	req.nl.nlmsg_len = sizeof(req);
-	req.nl.nlmsg_type = NLMSG_DONE;
-	req.cn.id.idx = CN_IDX_PROC;
-	req.cn.id.val = CN_VAL_PROC;
-	req.cn.len = sizeof(req.op);
-	req.op = PROC_CN_MCAST_LISTEN;
-	if (send(t->fd, &req, sizeof(req), 0) < 0)
+	/* nlmsghdr, cn_msg, then the operation, back to back. */
+	char req[NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(enum proc_cn_mcast_op))]
+		__attribute__((aligned(NLMSG_ALIGNTO)));
+	memset(req, 0, sizeof(req));
+	struct nlmsghdr *nl = (struct nlmsghdr *)req;
+	nl->nlmsg_len = sizeof(req);
+	nl->nlmsg_type = NLMSG_DONE;
+	struct cn_msg cn = { .id = { .idx = CN_IDX_PROC, .val = CN_VAL_PROC },
+			     .len = sizeof(enum proc_cn_mcast_op) };
+	enum proc_cn_mcast_op op = PROC_CN_MCAST_LISTEN;
+	memcpy(NLMSG_DATA(nl), &cn, sizeof(cn));
+	memcpy((char *)NLMSG_DATA(nl) + sizeof(cn), &op, sizeof(op));
+	if (send(t->fd, req, sizeof(req), 0) < 0)
 		goto fail;
 	return t;
 fail:;
@@ -167,11 +167,12 @@ int kb_proc_tree_drain(struct kb_proc_tree *t)
 		     nh = NLMSG_NEXT(nh, n)) {
 			if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(struct proc_event)))
 				continue;
-			struct cn_msg *cn = NLMSG_DATA(nh);
-			if (cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
+			struct cn_msg cn;
+			memcpy(&cn, NLMSG_DATA(nh), sizeof(cn));
+			if (cn.id.idx != CN_IDX_PROC || cn.id.val != CN_VAL_PROC)
 				continue;
 			struct proc_event ev;
-			memcpy(&ev, cn->data, sizeof(ev));
+			memcpy(&ev, (char *)NLMSG_DATA(nh) + sizeof(cn), sizeof(ev));
 			if (ev.what == PROC_EVENT_FORK) {
 				on_fork(t, ev.event_data.fork.parent_tgid, ev.event_data.fork.child_pid,
 					ev.event_data.fork.child_tgid);
