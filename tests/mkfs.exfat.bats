@@ -422,3 +422,42 @@ part1() {
 	run dump_field "$IMG" "Volume Length(sectors)"
 	assert_output 16384
 }
+
+@test "an old GPT (both headers) and its protective MBR are erased; -v lists them" {
+	run kb mkfs.exfat -q -P gpt "$IMG" 256M
+	assert_success
+	run kb mkfs.exfat -v "$IMG"
+	assert_success
+	assert_line --regexp '^erased gpt signature at offset 0x200 \(8 bytes\)$'
+	assert_line --regexp "^erased gpt signature at offset 0x$(printf '%x' $(((256 << 20) - 512))) \(8 bytes\)$"
+	assert_line --regexp '^erased PMBR signature at offset 0x1fe \(2 bytes\)$'
+	run blkid -p -o export "$IMG"
+	assert_line "TYPE=exfat"
+	refute_line "PTTYPE=gpt"
+	check_image "$IMG" 512 4096 ""
+}
+
+@test "a root directory spanning several clusters (FAT chain) checks clean and lists every file" {
+	src=$BATS_TEST_TMPDIR/src
+	mkdir -p "$src"
+	for i in $(seq 1 200); do echo "$i" > "$src/file-with-a-longer-name-$i.txt"; done
+	run kb mkfs.exfat -q -c 512 -d "$src" "$IMG" 8M
+	assert_success
+	run fsck.exfat -n "$IMG"
+	assert_success
+	assert_output --partial "clean. directories 1, files 200"
+	run core ls "$IMG"
+	[ "$(grep -c '^/file-with-a-longer-name-.*checksum ok$' <<<"$output")" -eq 200 ]
+}
+
+@test "a 4096-byte-sector block device: default sector size follows it, smaller is refused" {
+	require_root
+	truncate -s 64M "$IMG"
+	LOOP=$(losetup -f --show -b 4096 "$IMG")
+	run kb mkfs.exfat -q -K -s 512 "$LOOP"
+	assert_failure 1
+	assert_output "mkfs.exfat: sector size 512 is below the device's logical sector size 4096"
+	run kb mkfs.exfat -q -K "$LOOP"
+	assert_success
+	check_image "$LOOP" 4096 4096 ""
+}
