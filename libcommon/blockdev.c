@@ -157,10 +157,21 @@ int kb_zero_range(int fd, uint64_t off, uint64_t len, uint64_t *written)
 	if (fstat(fd, &st) < 0)
 		return -1;
 	if (S_ISBLK(st.st_mode)) {
-		uint64_t range[2] = { off, len };
+		/* BLKZEROOUT wants logical-block alignment: plain writes for the
+		 * unaligned head and tail, the ioctl for the middle. */
+		unsigned ss;
+		if (kb_dev_sector_size(fd, &ss) < 0)
+			return -1;
+		uint64_t start = (off + ss - 1) / ss * ss, end = (off + len) / ss * ss;
+		if (start >= end)
+			return write_zeros(fd, off, len, written);
+		if (write_zeros(fd, off, start - off, written) < 0 ||
+		    write_zeros(fd, end, off + len - end, written) < 0)
+			return -1;
+		uint64_t range[2] = { start, end - start };
 		if (ioctl(fd, BLKZEROOUT, range) == 0)
 			return 0;
-		return write_zeros(fd, off, len, written);
+		return write_zeros(fd, start, end - start, written);
 	}
 	uint64_t end = off + len;
 	if (end > (uint64_t)st.st_size)
