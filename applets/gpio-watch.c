@@ -678,12 +678,14 @@ static void report(struct watch *w, const struct event *ev)
 
 static void release_chip(struct chip_watch *cw)
 {
-	for (size_t i = 0; i < cw->num_requests; i++)
-		close(cw->request_fds[i]);
-	cw->num_requests = 0;
+	/* Watches go first: on Linux 6.1 releasing a line of an unplugged chip
+	 * notifies that chip's watchers, which dereferences the gone chip. */
 	if (cw->fd >= 0)
 		close(cw->fd);
 	cw->fd = -1;
+	for (size_t i = 0; i < cw->num_requests; i++)
+		close(cw->request_fds[i]);
+	cw->num_requests = 0;
 }
 
 static void chip_removed(struct watch *w, struct chip_watch *cw)
