@@ -306,13 +306,15 @@ static void resolve_line(struct selection *s, int chip_only, const char *arg)
 			return;
 		}
 		size_t found;
-		if (kb_gpio_line_lookup(c, 1, arg, &found, &offset) < 0)
+		if (kb_gpio_line_lookup(c, 1, arg, &found, &offset) == 0) {
+			select_line(s, (size_t)chip_only, offset);
+			return;
+		}
+		if (!strchr(arg, ':'))
 			kb_die(EXIT_NOT_FOUND, "line not found on %s: %s", c->name, arg);
-		select_line(s, (size_t)chip_only, offset);
-		return;
 	}
 	size_t chip_index;
-	if (kb_gpio_line_lookup(chips, s->num_chips, arg, &chip_index, &offset) == 0) {
+	if (chip_only < 0 && kb_gpio_line_lookup(chips, s->num_chips, arg, &chip_index, &offset) == 0) {
 		select_line(s, chip_index, offset);
 		return;
 	}
