@@ -18,7 +18,8 @@
 #     --file PATH   copied into the VM as /files/BASENAME
 #     --timeout S   bound on the whole boot-and-run (default $KBOX_VM_TIMEOUT or 300)
 #
-# vm_result NAME
+# vm_result [NAME]
+#   Without NAME: the whole script's results of the last vm_run again.
 #   Sets $output, $lines, $stderr, $stderr_lines, $status from the case NAME
 #   that the script ran with `vm_case NAME COMMAND...` in the last vm_run
 #   (found through $VM_OUT_DIR, so setup_file can boot once for all tests).
@@ -74,6 +75,11 @@ vm_run() {
 }
 
 vm_result() {
+	if [ $# -eq 0 ]; then
+		[ -n "${VM_OUT_DIR-}" ] && [ -f "$VM_OUT_DIR/status" ] || { echo "vm_result: no VM run" >&2; return 1; }
+		_vm_load stdout stderr status
+		return
+	fi
 	local name=$1
 	if [ -z "${VM_OUT_DIR-}" ] || [ ! -f "$VM_OUT_DIR/$name.status" ]; then
 		echo "vm_result: case '$name' did not run in the VM${VM_OUT_DIR:+ (results: $VM_OUT_DIR)}" >&2
