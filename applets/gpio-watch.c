@@ -252,8 +252,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case 'x': o->exec = optarg; break;
 		case 'h': kb_help_exit();
 		case 'V': kb_version_exit();
-		case ':': kb_usage_error("option '%s' needs an argument", argv[optind - 1]);
-		default: kb_usage_error("unknown option '%s'", argv[optind - 1]);
+		case ':':
+			if (strncmp(argv[optind - 1], "--", 2) != 0)
+				kb_usage_error("option '-%c' needs an argument", optopt);
+			kb_usage_error("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			if (optopt)
+				kb_usage_error("unknown option '-%c'", optopt);
+			kb_usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (edge_option && !o->edges)

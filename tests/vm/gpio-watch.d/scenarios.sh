@@ -7,25 +7,17 @@
 #                   gpiochip1 4 lines: 0 baz, 2 shared
 #                   gpiochip2 70 lines, unnamed
 
-CFG=/sys/kernel/config/gpio-sim
-
-# sim_chip NAME NUM_LINES [LABEL] [OFFSET=LINE_NAME]...
-sim_chip() {
-	_n=$1 _num=$2 _label=$3
+# Thin shorthands over tests/vm/gpiosim.sh for one-bank devices.
+sim_chip() { # DEV NUM_LINES [LABEL] [OFFSET=LINE_NAME]...
+	_d=$1
+	gpiosim_new "$1" && gpiosim_bank "$1" bank0 "$2" "$3" || return 1
 	shift 3
-	mkdir "$CFG/$_n" "$CFG/$_n/bank0"
-	echo "$_num" >"$CFG/$_n/bank0/num_lines"
-	[ -n "$_label" ] && echo "$_label" >"$CFG/$_n/bank0/label"
-	for _spec; do
-		mkdir "$CFG/$_n/bank0/line${_spec%%=*}"
-		echo "${_spec#*=}" >"$CFG/$_n/bank0/line${_spec%%=*}/name"
-	done
-	echo 1 >"$CFG/$_n/live"
+	for _spec; do gpiosim_name "$_d" bank0 "${_spec%%=*}" "${_spec#*=}" || return 1; done
+	gpiosim_live "$_d" >/dev/null
 }
-sim_attr() { echo "/sys/devices/platform/$(cat "$CFG/$1/dev_name")/$(cat "$CFG/$1/bank0/chip_name")/sim_gpio$2/$3"; }
-sim_pull() { echo "$3" >"$(sim_attr "$1" "$2" pull)"; }
-sim_value() { cat "$(sim_attr "$1" "$2" value)"; }
-sim_live() { echo "$2" >"$CFG/$1/live"; }
+sim_pull() { gpiosim_pull "$1" bank0 "$2" "${3#pull-}"; }
+sim_value() { gpiosim_value "$1" bank0 "$2"; }
+sim_pull_attr() { echo "$(_gpiosim_line_dir "$1" bank0 "$2")/pull"; }
 
 # watch NAME ARGS...: gpio-watch --banner ARGS in the background, output in
 # /tmp/NAME.{out,err}; returns once its banner says every watch is in place.
@@ -196,7 +188,7 @@ seqno_two_lines() {
 debounce() {
 	low alpha 0
 	watch db -e both -p 200ms --idle-timeout 1500ms -F '%E %a' foo || return 99
-	gpio-line toggle "$(sim_attr alpha 0 pull)" 2
+	gpio-line toggle "$(sim_pull_attr alpha 0)" 2
 	sleep 0.6
 	sim_pull alpha 0 pull-up
 	done_watch db
@@ -205,7 +197,7 @@ debounce() {
 no_debounce() {
 	low alpha 0
 	watch ndb -e both --idle-timeout 1000ms -F '%E' foo || return 99
-	gpio-line toggle "$(sim_attr alpha 0 pull)" 2
+	gpio-line toggle "$(sim_pull_attr alpha 0)" 2
 	done_watch ndb
 }
 bias_pull_up() {
@@ -295,9 +287,9 @@ json_edge() {
 json_removed() {
 	sim_chip delta 2 "" 0=dl
 	watch jr --json dl || return 99
-	sim_live delta 0
+	gpiosim_unplug delta
 	done_watch jr
-	rmdir "$CFG/delta/bank0/line0" "$CFG/delta/bank0" "$CFG/delta"
+	gpiosim_remove delta
 }
 num_events() {
 	watch ne -n 2 -F '%E' foo || return 99
@@ -337,7 +329,7 @@ exec_order() {
 	low alpha 0
 	rm -f /tmp/order.log
 	watch xo -e both -n 10 -q -x 'sleep 0.2; echo "$GPIO_EVENT $GPIO_LINE_SEQNO" >>/tmp/order.log' foo || return 99
-	gpio-line toggle "$(sim_attr alpha 0 pull)" 10 20000
+	gpio-line toggle "$(sim_pull_attr alpha 0)" 10 20000
 	done_watch xo
 	cat /tmp/order.log
 }
@@ -346,22 +338,22 @@ exec_order() {
 
 unplug_one() {
 	watch u1 -F '%c %o %E' foo baz || return 99
-	sim_live beta 0
+	gpiosim_unplug beta
 	wait_lines /tmp/u1.out 1
 	hold /dev/gpiochip0 0 request=in
 	wait_lines /tmp/u1.out 3
 	done_watch u1 TERM
-	sim_live beta 1
+	gpiosim_live beta >/dev/null
 }
 unplug_all() {
 	sim_chip eps 2 "" 0=e0
 	sim_chip zeta 2 "" 0=z0
 	watch ua -e both -F '%c %o %E' e0 z0 || return 99
-	sim_live eps 0
+	gpiosim_unplug eps
 	wait_lines /tmp/ua.out 1
 	sim_pull zeta 0 pull-up
 	wait_lines /tmp/ua.out 2
-	sim_live zeta 0
+	gpiosim_unplug zeta
 	done_watch ua
 }
 busy() {
