@@ -732,6 +732,10 @@ static void read_info_events(struct watch *w, struct chip_watch *cw)
 			};
 			report(w, &ev);
 		}
+		/* The kernel hands over everything pending in one read: a short
+		 * batch means the queue is empty, no need to ask again. */
+		if ((size_t)n < KB_ARRAY_SIZE(batch))
+			break;
 	}
 }
 
@@ -758,6 +762,8 @@ static void read_edge_events(struct watch *w, struct chip_watch *cw, int fd)
 				ev.info = cw->line[off];
 			report(w, &ev);
 		}
+		if ((size_t)n < KB_ARRAY_SIZE(batch))
+			break;
 	}
 }
 
