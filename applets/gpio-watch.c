@@ -995,7 +995,7 @@ static int gpio_watch_main(int argc, char **argv)
 	char failed[64];
 	if (kb_gpio_chips_scan(&chips, &num_chips, failed, sizeof(failed)) < 0) {
 		int code = errno == EACCES || errno == EPERM ? EXIT_ACCESS : EXIT_FAIL;
-		kb_die_errno(code, "%s%s", failed[0] ? failed : "cannot list GPIO chips", "");
+		kb_die_errno(code, "%s", failed[0] ? failed : "cannot list GPIO chips");
 	}
 	if (num_chips == 0)
 		kb_die(EXIT_NOT_FOUND, "no GPIO chips found (no /dev/gpiochip*)");
