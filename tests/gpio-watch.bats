@@ -77,3 +77,21 @@ no_gpio_here() { ! compgen -G '/dev/gpiochip*' >/dev/null || skip "this host has
 	assert_failure 3
 	assert_output "gpio-watch: no GPIO chips found (no /dev/gpiochip*)"
 }
+
+@test "bash completion offers options and their values" {
+	require_cmd bash
+	run bash -c '
+		source "$KBOX_ROOT/completions/gpio-watch"
+		comp() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _gpio_watch; echo "${COMPREPLY[*]}"; }
+		comp gpio-watch --ed
+		comp gpio-watch -e ""
+		comp gpio-watch -e both -b pull-
+		comp gpio-watch --info requested,re
+		comp gpio-watch -E h'
+	assert_success
+	assert_line -n 0 "--edges"
+	assert_line -n 1 "rising falling both"
+	assert_line -n 2 "pull-up pull-down"
+	assert_line -n 3 "requested,requested requested,released requested,reconfigured"
+	assert_line -n 4 "hte"
+}

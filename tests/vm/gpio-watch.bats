@@ -367,3 +367,23 @@ result() {
 	assert_failure 5
 	assert_equal "$stderr" "gpio-watch: /dev/gpiochip0: Permission denied"
 }
+
+@test "bash completion reads chip names, labels and line names from the listing" {
+	require_cmd bash
+	result list_text
+	printf '%s\n' "$output" >"$BATS_TEST_TMPDIR/listing"
+	run bash -c '
+		source "$KBOX_ROOT/completions/gpio-watch"
+		# the listing the VM printed stands in for running gpio-watch -L here
+		listing=$1; _gpio_watch_list() { cat "$listing"; }
+		comp() { COMP_WORDS=("${@:2}"); COMP_CWORD=$(($# - 2)); COMPREPLY=(); _gpio_watch; echo "${COMPREPLY[*]}"; }
+		comp "$1" gpio-watch -c ""
+		comp "$1" gpio-watch -c sim
+		comp "$1" gpio-watch ""
+		comp "$1" gpio-watch -e both s' _ "$BATS_TEST_TMPDIR/listing"
+	assert_success
+	assert_line -n 0 "gpiochip0 sim-alpha gpiochip1 gpio-sim.1-node0 gpiochip2 gpio-sim.2-node0"
+	assert_line -n 1 "sim-alpha"
+	assert_line -n 2 "bar baz foo shared"
+	assert_line -n 3 "shared"
+}
