@@ -15,7 +15,4 @@ vm_case() {
 	return "$_vm_case_status"
 }
 
-for _vm_lib in "$VM_LIB"/gpiosim.sh; do
-	[ -f "$_vm_lib" ] && . "$_vm_lib"
-done
-unset _vm_lib
+. "$VM_LIB/gpiosim.sh"
