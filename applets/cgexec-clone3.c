@@ -118,7 +118,8 @@ static void split_property(char *prop, const char **file, char *value, size_t le
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	int c;
-	while ((c = getopt_long(argc, argv, "+g:cp:hV", long_options, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:g:cp:hV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'g': {
 			/* CONTROLLERS:PATH as in cgexec; a colon-free argument is a path. */
@@ -153,7 +154,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_FALLBACK: o->fallback = true; break;
 		case 'h': kb_help_exit();
 		case 'V': kb_version_exit();
-		default: kb_usage_error("invalid option");
+		case ':': kb_usage_error("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			if (optopt && optopt < 256)
+				kb_usage_error("unrecognized option '-%c'", optopt);
+			kb_usage_error("unrecognized option '%s'", argv[optind - 1]);
 		}
 	}
 	o->argv = argv + optind;
