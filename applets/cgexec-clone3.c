@@ -199,7 +199,7 @@ static void print_words(struct kb_json *j, const char *key, const char *list)
 		printf("%s\n", n ? "" : "(none)");
 }
 
-static int show_info(const struct kb_cgroup_mount *m, const char *cg, bool json)
+static int show_info(struct kb_cgroup_mount *m, const char *cg, bool json)
 {
 	static const char *const known[] = { "nsdelegate", "memory_recursiveprot", "memory_localevents",
 					     "favordynmods", "memory_hugetlb_accounting" };
@@ -213,7 +213,7 @@ static int show_info(const struct kb_cgroup_mount *m, const char *cg, bool json)
 			nprocs += *s == '\n' || s[1] == '\0';
 	int kill = kb_cgroup_has_kill(exists ? cg : m->path);
 	char opts[sizeof(m->options)];
-	snprintf(opts, sizeof(opts), "%s", m->options);
+	snprintf(opts, sizeof(opts), "%s", kb_cgroup_mount_options(m));
 	for (char *s = opts; *s; s++)
 		if (*s == ',')
 			*s = ' ';

@@ -81,34 +81,39 @@ static int for_each_mount(const char *fstype, int (*fn)(struct libmnt_fs *fs, vo
 	return rc;
 }
 
-struct mount_pick {
-	struct kb_cgroup_mount *m;
-	int rank;                       /* lower is preferred; 3 = nothing yet */
-};
-
-static int pick_cgroup2(struct libmnt_fs *fs, void *arg)
+static bool is_cgroup2(const char *dir)
 {
-	struct mount_pick *p = arg;
+	struct statfs sf;
+	return statfs(dir, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+static int first_cgroup2(struct libmnt_fs *fs, void *arg)
+{
+	struct kb_cgroup_mount *m = arg;
 	const char *target = mnt_fs_get_target(fs);
 	if (!target)
 		return 0;
-	int rank = !strcmp(target, "/sys/fs/cgroup") ? 0 :
-		   !strcmp(target, "/sys/fs/cgroup/unified") ? 1 : 2;
-	/* A later mount on the same point hides the earlier one; elsewhere the first wins. */
-	if (rank < p->rank || (rank == p->rank && rank < 2)) {
-		p->rank = rank;
-		copy_str(p->m->path, sizeof(p->m->path), target);
-		copy_str(p->m->options, sizeof(p->m->options), mnt_fs_get_fs_options(fs));
-	}
-	return 0;
+	copy_str(m->path, sizeof(m->path), target);
+	copy_str(m->options, sizeof(m->options), mnt_fs_get_fs_options(fs));
+	m->options_read = true;
+	return 1;
 }
 
 int kb_cgroup_find_mount(struct kb_cgroup_mount *m, struct kb_cgroup_err *e)
 {
-	struct mount_pick p = { m, 3 };
-	if (for_each_mount("cgroup2", pick_cgroup2, &p) < 0)
+	static const char *const usual[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	m->options[0] = '\0';
+	m->options_read = false;
+	/* statfs sees what is mounted on top, as the mount table's last entry would. */
+	for (size_t i = 0; i < sizeof(usual) / sizeof(usual[0]); i++)
+		if (is_cgroup2(usual[i])) {
+			copy_str(m->path, sizeof(m->path), usual[i]);
+			return 0;
+		}
+	int rc = for_each_mount("cgroup2", first_cgroup2, m);
+	if (rc < 0)
 		return fail(e, errno ? errno : EIO, "cannot read /proc/self/mountinfo: %s", strerror(errno));
-	if (p.rank == 3)
+	if (rc == 0)
 		return fail(e, ENOENT, "no cgroup2 file system is mounted (mount -t cgroup2 none /sys/fs/cgroup, or give --root)");
 	return 0;
 }
@@ -117,6 +122,7 @@ static int options_at(struct libmnt_fs *fs, void *arg)
 {
 	struct kb_cgroup_mount *m = arg;
 	const char *target = mnt_fs_get_target(fs);
+	/* The last mount on the point is the visible one: keep going. */
 	if (target && !strcmp(target, m->path))
 		copy_str(m->options, sizeof(m->options), mnt_fs_get_fs_options(fs));
 	return 0;
@@ -124,22 +130,32 @@ static int options_at(struct libmnt_fs *fs, void *arg)
 
 int kb_cgroup_use_root(struct kb_cgroup_mount *m, const char *dir, struct kb_cgroup_err *e)
 {
-	struct statfs sf;
 	char real[KB_CGROUP_PATH_MAX];
-	if (!realpath(dir, real) || statfs(real, &sf))
+	if (!realpath(dir, real))
 		return fail(e, errno, "%s: %s", dir, strerror(errno));
-	if (sf.f_type != CGROUP2_SUPER_MAGIC)
-		return fail(e, EMEDIUMTYPE, "%s is not a cgroup2 file system", dir);
+	errno = 0;
+	if (!is_cgroup2(real))
+		return fail(e, errno ? errno : EMEDIUMTYPE, errno ? "%s: %s" : "%s is not a cgroup2 file system",
+			    dir, strerror(errno));
 	copy_str(m->path, sizeof(m->path), real);
 	m->options[0] = '\0';
-	for_each_mount("cgroup2", options_at, m);
+	m->options_read = false;
 	return 0;
 }
 
-bool kb_cgroup_mount_has_option(const struct kb_cgroup_mount *m, const char *option)
+const char *kb_cgroup_mount_options(struct kb_cgroup_mount *m)
+{
+	if (!m->options_read) {
+		m->options_read = true;
+		for_each_mount("cgroup2", options_at, m);
+	}
+	return m->options;
+}
+
+bool kb_cgroup_mount_has_option(struct kb_cgroup_mount *m, const char *option)
 {
 	size_t n = strlen(option);
-	for (const char *s = m->options; *s;) {
+	for (const char *s = kb_cgroup_mount_options(m); *s;) {
 		const char *end = strchrnul(s, ',');
 		if ((size_t)(end - s) == n && !strncmp(s, option, n))
 			return true;

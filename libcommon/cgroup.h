@@ -42,17 +42,23 @@ struct kb_cgroup_err {
 
 struct kb_cgroup_mount {
 	char path[KB_CGROUP_PATH_MAX];  /* mount point, no trailing slash */
-	char options[512];              /* superblock options: "rw,nsdelegate,..." */
+	char options[512];              /* superblock options ("rw,nsdelegate,..."),
+	                                   read by kb_cgroup_mount_options */
+	bool options_read;
 };
 
-/* Finds the cgroup2 mount through libmount: /sys/fs/cgroup when it is
- * cgroup2 (pure v2), else /sys/fs/cgroup/unified (hybrid), else the first
- * cgroup2 mount.  ENOENT when there is none. */
+/* Finds the cgroup2 mount: /sys/fs/cgroup when it is cgroup2 (pure v2),
+ * else /sys/fs/cgroup/unified (hybrid) — both checked with statfs, which
+ * costs nothing — else the first cgroup2 mount of the mount table, read with
+ * libmount.  ENOENT when there is none. */
 int kb_cgroup_find_mount(struct kb_cgroup_mount *m, struct kb_cgroup_err *e);
 /* Uses DIR as the root (--root); it must be a cgroup2 directory. */
 int kb_cgroup_use_root(struct kb_cgroup_mount *m, const char *dir, struct kb_cgroup_err *e);
+/* The superblock options of the mount, read from the mount table (libmount)
+ * on first use; "" when the root is not itself a mount point. */
+const char *kb_cgroup_mount_options(struct kb_cgroup_mount *m);
 /* True when the superblock carries the option (nsdelegate, memory_recursiveprot...). */
-bool kb_cgroup_mount_has_option(const struct kb_cgroup_mount *m, const char *option);
+bool kb_cgroup_mount_has_option(struct kb_cgroup_mount *m, const char *option);
 
 /* A user's cgroup name -> absolute directory: an absolute path already
  * inside the mount is kept, anything else is taken relative to the mount
