@@ -376,3 +376,20 @@ teardown() {
 	assert_failure 125
 	assert_output "cgexec-clone3: no cgroup2 file system is mounted (mount -t cgroup2 none /sys/fs/cgroup, or give --root)"
 }
+
+@test "bash completion offers cgroup paths and the cgroup's control files" {
+	mkdir -p "$T/comp/sub"
+	comp() {
+		bash -c 'source "$1/completions/cgexec-clone3"; shift
+			COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _cgexec_clone3; echo "${COMPREPLY[*]}"' \
+			_ "$KBOX_ROOT" "$@"
+	}
+	run comp cgexec-clone3 --root "$CG_ROOT" -g "$T_REL/co"
+	assert_output "$T_REL/comp/"
+	run comp cgexec-clone3 --root "$CG_ROOT" -g "hugetlb:$T_REL/comp/"
+	assert_output "hugetlb:$T_REL/comp/sub/"
+	run comp cgexec-clone3 --root "$CG_ROOT" -g "$T_REL/comp" -p cgroup.max.de
+	assert_output "cgroup.max.depth= cgroup.max.descendants="
+	run comp cgexec-clone3 --fa
+	assert_output --fallback
+}
