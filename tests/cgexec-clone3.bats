@@ -104,7 +104,7 @@ teardown() {
 	run kb cgexec-clone3 -c --rm -g "$T_REL/left" -- sh -c "
 		sleep 1000 >/dev/null 2>&1 & echo \$! >'$W/p1'
 		mkdir '$T/left/sub' && sh -c 'echo \$\$ >$T/left/sub/cgroup.procs; exec sleep 1000' >/dev/null 2>&1 &
-		for i in \$(seq 500); do [ -s '$T/left/sub/cgroup.procs' ] && break; sleep 0.01; done
+		until grep -qs . '$T/left/sub/cgroup.procs'; do sleep 0.01; done
 		cat '$T/left/sub/cgroup.procs' >'$W/p2'
 		exit 3"
 	assert_failure 3
@@ -267,7 +267,7 @@ teardown() {
 	# there is no window to wait out: the cgroup's cgroup.procs suffices.
 	"$KBOX" cgexec-clone3 -g "$T_REL/sig" -- sleep 1000 &
 	pid=$!
-	while [ ! -s "$T/sig/cgroup.procs" ]; do sleep 0.02; done
+	until grep -q . "$T/sig/cgroup.procs"; do sleep 0.02; done
 	kill -TERM "$pid"
 	rc=0
 	wait "$pid" || rc=$?
@@ -294,7 +294,7 @@ teardown() {
 	kb cgexec-clone3 -c --rm --stats --json -g "$T_REL/stats" sh -c 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done' 2>"$W/j"
 	run jq -r '.exit_status' "$W/j";  assert_output 0
 	run jq -r '.cgroup' "$W/j";  assert_output "$T/stats"
-	run jq -r '.cpu.usage_usec > 0 and .cpu.usage_usec == .cpu.user_usec + .cpu.system_usec' "$W/j"
+	run jq -r '.cpu.usage_usec > 0 and .cpu.user_usec + .cpu.system_usec > 0' "$W/j"
 	assert_output true
 	run jq -r '.wall_usec > 0' "$W/j";  assert_output true
 	# Controllers this hierarchy lacks are reported as null, not as zero.
