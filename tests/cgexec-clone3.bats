@@ -393,3 +393,16 @@ teardown() {
 	run comp cgexec-clone3 --fa
 	assert_output --fallback
 }
+
+@test "libcommon: run a command in a fresh cgroup and wait for it (the reusable API)" {
+	mkdir "$T/api"
+	run --separate-stderr "$KBOX_TESTBIN/cgroup-run" "$T_REL/api" sh -c "$(probe); sleep 1000 & exit 6"
+	assert_failure 6
+	assert_output --regexp "^/$T_REL/api/run\.[0-9]+\.0\$"
+	assert_equal "${stderr_lines[0]}" "cgroup $CG_ROOT${output}"
+	assert_equal "${stderr_lines[1]}" "status 6"
+	assert_equal "${stderr_lines[2]}" "cpu_usage_known 1"
+	# The fresh cgroup and the process left in it are gone.
+	run find "$T/api" -mindepth 1 -type d
+	assert_output ""
+}
