@@ -6,7 +6,8 @@
 # On the host (whatever its cgroup2 layout), then in the test VM (pure cgroup2,
 # where Debian's cgexec works) when tests/vm can boot.  Rounds alternate the
 # tools; each prints the median per-spawn time and the ratio to kbox.
-# Environment: N (spawns per round, default 200), ROUNDS (default 5),
+# Environment: N (spawns per round, default 200), ROUNDS (default 5), N_VM
+# (spawns per round in the VM, where TCG makes each one slow; default 40),
 # BENCH_VM=0 to skip the VM part.  Needs root.
 set -eu
 cd "$(dirname "$0")/.."
@@ -87,7 +88,7 @@ echo
 script=$(mktemp)
 trap 'rm -rf "$script" "$libdir"; rmdir "$cg" 2>/dev/null || true' EXIT
 {
-	echo "N=$N ROUNDS=$ROUNDS"
+	echo "N=${N_VM:-40} ROUNDS=$ROUNDS"
 	declare -f median
 	cat <<-'EOF'
 		mkdir /sys/fs/cgroup/bench
