@@ -719,9 +719,17 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 	while (i + 2 + names + benign < d->nentries && 1 + names + benign < EXFAT_MAX_SECONDARY &&
 	       (entry_at(d, i + 2 + names + benign)[0] & 0xE0) == 0xE0 && 1 + names + benign < sc)
 		benign++;
+	bool changed = false;
+	if (benign && problem(v, "vendor-entry", dpath, entry_pos(d, i + 2 + names), false, "delete them",
+			      "%u benign secondary (vendor) entries in a file's set, first type 0x%02x; "
+			      "exfatprogs and older Linux drivers reject such sets", benign,
+			      entry_at(d, i + 2 + names)[0])) {
+		delete_entries(d, i + 2 + names, benign);
+		benign = 0;
+		changed = true;
+	}
 	unsigned actual = 1 + names + benign;
 	uint32_t span = 1 + actual;
-	bool changed = false;
 
 	uint16_t name[EXFAT_MAX_NAME_LEN + 15];
 	for (unsigned k = 0; k < names; k++) {
@@ -1163,8 +1171,9 @@ static void check_dir(struct vol *v, struct dir_job *job, bool root)
 			i++;
 			continue;
 		case EXFAT_ENTRY_GUID:
-			if (root)
-				check_guid(&d, i);
+			if (!root)
+				break;
+			check_guid(&d, i);
 			i++;
 			continue;
 		}
@@ -1175,11 +1184,13 @@ static void check_dir(struct vol *v, struct dir_job *job, bool root)
 				delete_entries(&d, i, 1);
 			i++;
 		} else if (t & EXFAT_ENTRY_BENIGN) {
-			/* Unknown benign primary: skipped with its secondaries. */
-			uint32_t sc = entry_at(&d, i)[1], k = 1;
-			while (k <= sc && i + k < d.nentries && (entry_at(&d, i + k)[0] & 0xC0) == 0xC0)
-				k++;
-			i += k;
+			/* Benign primaries other than the root's volume GUID: the
+			 * specification lets readers skip them, but no other
+			 * implementation accepts them, so they are reported. */
+			if (problem(v, "unknown-entry", job->path, entry_pos(&d, i), false, "delete the entry",
+				    "unknown benign primary entry type 0x%02x", t))
+				delete_entries(&d, i, 1);
+			i++;
 		} else {
 			if (problem(v, "unknown-entry", job->path, entry_pos(&d, i), false, "delete the entry",
 				    "unknown critical entry type 0x%02x", t))
@@ -1285,15 +1296,15 @@ static int check_boot(struct vol *v)
 	if (!main_ok || (v->o->use_backup && backup_ok && !regions_equal(mainr, backup, ss))) {
 		memcpy(v->boot, backup, rlen);
 		v->bs = (struct exfat_boot_sector *)v->boot;
-		v->boot_writable = false;
 		if (problem(v, "boot-region", "", 0, true, "restore the main boot region from the backup",
 			    main_ok ? "main boot region differs from the backup (-b uses the backup)"
 				    : "main boot region damaged: %s", main_why)) {
-			v->boot_writable = true;
 			v->bs->volume_flags = htole16(exfat_le16(v->bs->volume_flags) | EXFAT_FLAG_VOLUME_DIRTY);
 			if (raw_write(v, 0, v->boot, rlen) < 0 || flush(v) < 0)
 				goto out;
 			v->dirty_set = true;
+		} else {
+			v->boot_writable = false; /* no other write over a damaged main region */
 		}
 	} else {
 		memcpy(v->boot, mainr, rlen);
