@@ -1,0 +1,34 @@
+/* Block device and image file I/O: full reads/writes at offsets, sizes,
+ * sector size, discard, and zeroing ranges while writing as little as
+ * possible. Each returns 0, or -1 with errno set. */
+#ifndef KBOX_BLOCKDEV_H
+#define KBOX_BLOCKDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+/* Reads exactly len bytes at off; a short read (end of file) is EIO. */
+int kb_pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* Writes exactly len bytes at off, retrying partial writes and EINTR. */
+int kb_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+/* Size in bytes: BLKGETSIZE64 for a block device, st_size for a file. */
+int kb_dev_size(int fd, uint64_t *bytes);
+/* Logical sector size: BLKSSZGET for a block device, 512 for a file. */
+int kb_dev_sector_size(int fd, unsigned *bytes);
+/* Opens a block device or regular file for reading and writing; a block
+ * device is opened O_EXCL so one that is mounted or otherwise in use fails
+ * with EBUSY. *st gets its fstat. Other file types fail with EINVAL. */
+int kb_dev_open_rw(const char *path, struct stat *st);
+/* BLKDISCARD over [off, off+len) of a block device; EOPNOTSUPP when the
+ * device (or a regular file) does not support it. */
+int kb_dev_discard(int fd, uint64_t off, uint64_t len);
+/* Makes [off, off+len) read back as zeros. Regular file: only the ranges
+ * that hold data (SEEK_DATA) are touched, with FALLOC_FL_ZERO_RANGE, then
+ * hole punching, then plain zero writes; holes are left alone. Block
+ * device: BLKZEROOUT, then plain zero writes. *written (if not NULL) is
+ * increased by the bytes written as plain zeros. */
+int kb_zero_range(int fd, uint64_t off, uint64_t len, uint64_t *written);
+
+#endif

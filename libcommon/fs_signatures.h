@@ -1,0 +1,16 @@
+/* Filesystem, RAID and partition-table signatures (libblkid): find and
+ * erase them so nothing stale survives a format. */
+#ifndef KBOX_FS_SIGNATURES_H
+#define KBOX_FS_SIGNATURES_H
+
+#include <stdint.h>
+
+/* Called for each signature found: type ("ext4", "gpt", ...), the byte
+ * offset of its magic relative to the start of the device, and its length. */
+typedef void (*kb_signature_fn)(const char *type, uint64_t offset, unsigned magic_len, void *arg);
+
+/* Erases every signature libblkid finds in the region [off, off+size) of
+ * fd (size 0: to the end). Returns the number erased, or -1 with errno. */
+int kb_signatures_wipe(int fd, uint64_t off, uint64_t size, kb_signature_fn fn, void *arg);
+
+#endif
