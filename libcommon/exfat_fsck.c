@@ -356,6 +356,9 @@ static char *child_path(const char *parent, const uint16_t *name, unsigned len)
 	size_t n = 0;
 	if (kb_utf16_to_utf8(name, len, utf8, sizeof(utf8), &n, true) < 0)
 		snprintf(utf8, sizeof(utf8), "?");
+	for (char *c = utf8; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?'; /* printable paths in messages */
 	size_t plen = strlen(parent);
 	if (plen + 1 + strlen(utf8) + 1 > PATH_CAP)
 		return strdup(parent);
@@ -1066,44 +1069,24 @@ static void write_dir(struct dir_ctx *d)
 			dev_write(v, cluster_pos(v, d->job->clusters[k]), d->buf + ((uint64_t)k << v->cshift), v->csize);
 }
 
-/* Entries past the end-of-directory mark: in-use ones are kept (the mark
- * becomes a deleted entry); anything else there is zeroed. */
-static uint32_t check_after_end(struct dir_ctx *d, uint32_t eod)
+/* Entries past the end-of-directory mark are unused by definition: every
+ * implementation stops reading at the mark, so they are zeroed. */
+static void check_after_end(struct dir_ctx *d, uint32_t eod)
 {
-	uint32_t last_live = UINT32_MAX, junk = 0;
+	uint32_t junk = 0, live = 0;
 	for (uint32_t k = eod + 1; k < d->nentries; k++) {
 		uint8_t t = entry_at(d, k)[0];
-		if (t & EXFAT_ENTRY_IN_USE)
-			last_live = k;
-		else if (t)
-			junk++;
+		junk += t != 0;
+		live += (t & EXFAT_ENTRY_IN_USE) != 0;
 	}
-	if (last_live != UINT32_MAX) {
-		uint32_t marks = 0;
-		for (uint32_t k = eod; k < last_live; k++)
-			marks += entry_at(d, k)[0] == EXFAT_ENTRY_EOD;
-		if (problem(d->v, "entry-after-end", d->job->path, entry_pos(d, eod), false,
-			    "keep the entries (turn the end marks before them into deleted entries)",
-			    "in-use entries after the end-of-directory mark (last at entry %u)", last_live)) {
-			for (uint32_t k = eod; k < last_live; k++)
-				if (entry_at(d, k)[0] == EXFAT_ENTRY_EOD) {
-					entry_at(d, k)[0] = EXFAT_ENTRY_FILE & (uint8_t)~EXFAT_ENTRY_IN_USE;
-					touch(d, k, 1);
-				}
-			(void)marks;
-			return 0; /* parse on from the old mark */
-		}
-		return UINT32_MAX;
-	}
-	if (junk && problem(d->v, "entry-after-end", d->job->path, entry_pos(d, eod), true,
-			    "zero them", "%u unused entries after the end-of-directory mark are not end marks", junk)) {
+	if (junk && problem(d->v, "entry-after-end", d->job->path, entry_pos(d, eod), !live,
+			    "zero them", "%u entries after the end-of-directory mark (%u marked in use)", junk, live)) {
 		for (uint32_t k = eod + 1; k < d->nentries; k++)
 			if (entry_at(d, k)[0]) {
 				memset(entry_at(d, k), 0, EXFAT_ENTRY_SIZE);
 				touch(d, k, 1);
 			}
 	}
-	return UINT32_MAX;
 }
 
 static void check_dir(struct vol *v, struct dir_job *job, bool root)
@@ -1140,11 +1123,8 @@ static void check_dir(struct vol *v, struct dir_job *job, bool root)
 	for (uint32_t i = 0; i < d.nentries && !v->failed && !v->quit;) {
 		uint8_t t = entry_at(&d, i)[0];
 		if (t == EXFAT_ENTRY_EOD) {
-			uint32_t next = check_after_end(&d, i);
-			if (next == UINT32_MAX)
-				break;
-			i++;
-			continue;
+			check_after_end(&d, i);
+			break;
 		}
 		if (!(t & EXFAT_ENTRY_IN_USE)) {
 			i++;
