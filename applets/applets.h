@@ -2,3 +2,4 @@
  * id is the applet name with '.' and '-' as '_'; the applet's file defines
  * `const struct applet applet_<id>`. main.c includes this file twice. */
 APPLET(fsck_exfat)
+APPLET(mkfs_exfat)

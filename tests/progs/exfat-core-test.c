@@ -5,7 +5,8 @@
  *   exfat-core-test utf8 STRING            UTF-16 code units (hex), or the error
  *   exfat-core-test name-hash STRING       NameHash of the up-cased name
  *   exfat-core-test boot IMAGE             checks the main boot region
- *   exfat-core-test geometry BYTES SECTOR CLUSTER [pack]   layout or the error */
+ *   exfat-core-test geometry BYTES SECTOR CLUSTER [pack]   layout or the error
+ *   exfat-core-test ls IMAGE               walks the tree: one line per entry */
 #include "exfat.h"
 #include "exfat_upcase.h"
 #include "blockdev.h"
@@ -52,6 +53,131 @@ static int cmd_boot(const char *path)
 	free(region);
 	close(fd);
 	return sum == stored ? 0 : 1;
+}
+
+/* ---- ls: a bounded walk of the directory tree through the parsers ---- */
+struct image {
+	int fd;
+	struct exfat_boot_sector bs;
+	uint8_t *fat;        /* whole FAT, read once */
+	uint64_t fat_bytes;
+};
+
+static uint32_t fat_next(const struct image *im, uint32_t c)
+{
+	if ((uint64_t)c * 4 + 4 > im->fat_bytes)
+		return EXFAT_FAT_EOC;
+	return exfat_get_le32(im->fat + (uint64_t)c * 4);
+}
+
+/* Reads a directory (chain or contiguous) into a buffer; NULL on error. */
+static uint8_t *read_dir(const struct image *im, uint32_t first, uint64_t len, bool contiguous,
+			 uint64_t *out_len)
+{
+	uint64_t cs = exfat_cluster_size(&im->bs);
+	uint64_t max = contiguous ? (len + cs - 1) / cs : EXFAT_MAX_DIR_BYTES / cs;
+	uint8_t *buf = NULL;
+	uint64_t n = 0;
+	for (uint32_t c = first; n < max && exfat_cluster_valid(&im->bs, c); n++) {
+		uint8_t *nb = realloc(buf, (n + 1) * cs);
+		if (!nb || kb_pread_full(im->fd, nb + n * cs, cs, exfat_cluster_offset(&im->bs, c)) < 0) {
+			free(nb ? nb : buf);
+			return NULL;
+		}
+		buf = nb;
+		c = contiguous ? c + 1 : fat_next(im, c);
+	}
+	*out_len = n * cs;
+	return buf;
+}
+
+static void list_dir(const struct image *im, const char *prefix, uint32_t first, uint64_t len,
+		     bool contiguous, int depth)
+{
+	uint64_t blen;
+	uint8_t *d = read_dir(im, first, len, contiguous, &blen);
+	if (!d || depth > 32) {
+		printf("%s: unreadable directory\n", prefix);
+		free(d);
+		return;
+	}
+	unsigned count = (unsigned)(blen / EXFAT_ENTRY_SIZE);
+	for (unsigned i = 0; i < count;) {
+		const uint8_t *e = d + (size_t)i * EXFAT_ENTRY_SIZE;
+		if (e[0] == EXFAT_ENTRY_EOD)
+			break;
+		if (e[0] == EXFAT_ENTRY_LABEL) {
+			const struct exfat_label_entry *l = (const void *)e;
+			uint16_t u[EXFAT_MAX_LABEL_LEN];
+			unsigned n = l->char_count > EXFAT_MAX_LABEL_LEN ? EXFAT_MAX_LABEL_LEN : l->char_count;
+			for (unsigned k = 0; k < n; k++)
+				u[k] = exfat_get_le16(&l->label[k]);
+			char s[64];
+			kb_utf16_to_utf8(u, n, s, sizeof(s), NULL, true);
+			printf("label '%s'\n", s);
+		} else if (e[0] == EXFAT_ENTRY_GUID) {
+			char g[37];
+			exfat_guid_format(((const struct exfat_guid_entry *)e)->guid, g);
+			printf("guid %s checksum %s\n", g,
+			       exfat_set_checksum(e, 1) == exfat_get_le16(e + 2) ? "ok" : "bad");
+		} else if (e[0] == EXFAT_ENTRY_FILE) {
+			struct exfat_file_info fi;
+			uint16_t name[EXFAT_MAX_NAME_LEN], stored, computed;
+			const char *why;
+			int n = exfat_parse_file_set(e, count - i, &fi, name, &stored, &computed, &why);
+			if (n < 0) {
+				printf("%s: bad entry set: %s\n", prefix, why);
+				i++;
+				continue;
+			}
+			char u8[EXFAT_MAX_NAME_LEN * 3 + 1], path[4096];
+			kb_utf16_to_utf8(name, fi.name_len, u8, sizeof(u8), NULL, true);
+			snprintf(path, sizeof(path), "%s/%s", prefix, u8);
+			int64_t sec;
+			long ns;
+			if (exfat_time_to_unix(fi.modify_time, fi.modify_10ms, fi.modify_utc, &sec, &ns) < 0)
+				sec = -1;
+			printf("%s %s%s size %" PRIu64 " mtime %" PRId64 " checksum %s\n", path,
+			       fi.attributes & EXFAT_ATTR_DIRECTORY ? "dir" : "file",
+			       fi.attributes & EXFAT_ATTR_READ_ONLY ? " ro" : "", fi.data_length, sec,
+			       stored == computed ? "ok" : "bad");
+			if (fi.attributes & EXFAT_ATTR_DIRECTORY)
+				list_dir(im, path, fi.first_cluster, fi.data_length, fi.contiguous, depth + 1);
+			i += (unsigned)n;
+			continue;
+		}
+		i++;
+	}
+	free(d);
+}
+
+static int cmd_ls(const char *path)
+{
+	struct image im = { .fd = open(path, O_RDONLY) };
+	const char *why;
+	if (im.fd < 0 || kb_pread_full(im.fd, &im.bs, sizeof(im.bs), 0) < 0) {
+		perror(path);
+		return 1;
+	}
+	if (exfat_boot_sector_check(&im.bs, &why) < 0) {
+		printf("invalid: %s\n", why);
+		return 1;
+	}
+	im.fat_bytes = (uint64_t)exfat_le32(im.bs.fat_length) << im.bs.sector_shift;
+	/* Only the part of the FAT that can matter: count + 2 entries. */
+	uint64_t need = ((uint64_t)exfat_le32(im.bs.cluster_count) + 2) * 4;
+	if (im.fat_bytes > need)
+		im.fat_bytes = need;
+	im.fat = malloc(im.fat_bytes);
+	if (!im.fat || kb_pread_full(im.fd, im.fat, im.fat_bytes,
+				     (uint64_t)exfat_le32(im.bs.fat_offset) << im.bs.sector_shift) < 0) {
+		perror(path);
+		return 1;
+	}
+	list_dir(&im, "", exfat_le32(im.bs.root_cluster), 0, false, 0);
+	free(im.fat);
+	close(im.fd);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -113,6 +239,8 @@ int main(int argc, char **argv)
 		printf("%04X\n", exfat_name_hash(name, (unsigned)n));
 		return 0;
 	}
+	if (!strcmp(cmd, "ls") && argc == 3)
+		return cmd_ls(argv[2]);
 	if (!strcmp(cmd, "boot") && argc == 3)
 		return cmd_boot(argv[2]);
 	if (!strcmp(cmd, "geometry") && argc >= 5) {

@@ -1,0 +1,394 @@
+#!/usr/bin/env bats
+# mkfs.exfat: images checked by Debian's exfatprogs (fsck.exfat -n, dump.exfat),
+# -d read back through exfat-fuse on a loop device, and every refusal.
+load test_helper
+
+setup_file() {
+	# Sparse images up to 64 TiB need a filesystem that allows such files
+	# (ext4 stops at 16 TiB): a private tmpfs when root, else /dev/shm.
+	IMGDIR=$BATS_FILE_TMPDIR/img
+	mkdir -p "$IMGDIR"
+	if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=4g kbox-mkfs "$IMGDIR" 2>/dev/null; then
+		echo mounted > "$BATS_FILE_TMPDIR/mounted"
+	else
+		IMGDIR=$(mktemp -d /dev/shm/kbox-mkfs.XXXXXX)
+	fi
+	export IMGDIR
+}
+
+teardown_file() {
+	if [ -f "$BATS_FILE_TMPDIR/mounted" ]; then
+		umount "$IMGDIR"
+	else
+		rm -rf "$IMGDIR"
+	fi
+}
+
+setup() {
+	require_applet mkfs.exfat
+	IMG=$IMGDIR/$BATS_TEST_NUMBER.img
+	rm -f "$IMG"
+}
+
+teardown() {
+	[ -n "${MNT:-}" ] && mountpoint -q "$MNT" && umount "$MNT"
+	[ -n "${LOOP:-}" ] && losetup -d "$LOOP" 2>/dev/null
+	rm -f "$IMGDIR"/*.img
+}
+
+core() { "$KBOX_TESTBIN/exfat-core-test" "$@"; }
+
+# dump_field IMAGE "Field name" -> value
+dump_field() { dump.exfat "$1" | sed -n "s/^$2:[[:space:]]*//p" | head -1; }
+
+# check_image IMAGE SECTOR CLUSTER LABEL: clean for Debian's fsck, and
+# dump.exfat shows the requested sector size, cluster size and label.
+check_image() {
+	local img=$1 ss=$2 cs=$3 label=$4
+	run fsck.exfat -n "$img"
+	[ "$status" -eq 0 ] || { echo "fsck.exfat -n $img: $output"; return 1; }
+	[[ "$output" == *": clean."* ]] || { echo "not clean: $output"; return 1; }
+	local bits got_cs got_label
+	bits=$(dump_field "$img" "Sector Size Bits")
+	got_cs=$(dump_field "$img" "Cluster size")
+	got_label=$(dump_field "$img" "Volume label")
+	[ $((1 << bits)) -eq "$ss" ] || { echo "$img: sector size $((1 << bits)), want $ss"; return 1; }
+	[ "$got_cs" -eq "$cs" ] || { echo "$img: cluster size $got_cs, want $cs"; return 1; }
+	[ "$got_label" = "$label" ] || { echo "$img: label '$got_label', want '$label'"; return 1; }
+}
+
+# Start and size in bytes of partition 1 of an MBR or GPT image.
+part1() {
+	local img=$1 ss=$2
+	if [ "$(dd if="$img" bs=1 skip="$ss" count=8 status=none | tr -d '\0')" = "EFI PART" ]; then
+		local first last
+		first=$(od -An -tu8 -j $((2 * ss + 32)) -N8 "$img" | tr -d ' ')
+		last=$(od -An -tu8 -j $((2 * ss + 40)) -N8 "$img" | tr -d ' ')
+		echo $((first * ss)) $(((last - first + 1) * ss))
+	else
+		local start size
+		start=$(od -An -tu4 -j 454 -N4 "$img" | tr -d ' ')
+		size=$(od -An -tu4 -j 458 -N4 "$img" | tr -d ' ')
+		echo $((start * ss)) $((size * ss))
+	fi
+}
+
+@test "geometry matrix: sizes x sector sizes x cluster sizes x label/GUID/pack-bitmap, all clean" {
+	require_cmd fsck.exfat
+	require_cmd dump.exfat
+	local n=0
+	# size : explicit cluster sizes to try besides the default
+	local matrix="8M:4K,512 100M:16K,64K 1G:4K,1M 33G:32K,4M 2T:64K,32M 64T:1M,32M"
+	local variants=("" "-L KBOX" "-L Ünïcode✓ --pack-bitmap" "-U 01234567-89ab-cdef-0123-456789abcdef"
+			"--pack-bitmap -L 12345678901")
+	for entry in $matrix; do
+		local size=${entry%%:*} clusters=${entry#*:}
+		for ss in 512 4096; do
+			for cs in default ${clusters//,/ }; do
+				local cs_bytes want_cs
+				if [ "$cs" = default ]; then
+					want_cs=
+				else
+					want_cs=$(numfmt --from=iec "$cs")
+					[ "$want_cs" -lt "$ss" ] && continue
+				fi
+				local v=${variants[$((n % ${#variants[@]}))]}
+				rm -f "$IMG"
+				# shellcheck disable=SC2086
+				run kb mkfs.exfat -q -s "$ss" ${want_cs:+-c "$cs"} $v "$IMG" "$size"
+				[ "$status" -eq 0 ] || { echo "mkfs $size ss=$ss cs=$cs $v: $output"; return 1; }
+				cs_bytes=${want_cs:-$(dump_field "$IMG" "Cluster size")}
+				if [ -z "$want_cs" ]; then
+					# Default: the specification's table, never below the sector size.
+					local b; b=$(numfmt --from=iec "$size")
+					local def=131072
+					[ "$b" -le $((32 << 30)) ] && def=32768
+					[ "$b" -le $((256 << 20)) ] && def=4096
+					[ "$def" -lt "$ss" ] && def=$ss
+					[ "$cs_bytes" -eq "$def" ] || { echo "$size ss=$ss: default cluster $cs_bytes, want $def"; return 1; }
+				fi
+				local label=""
+				[[ "$v" == *"-L "* ]] && label=$(sed -E 's/.*-L ([^ ]+).*/\1/' <<<"$v")
+				check_image "$IMG" "$ss" "$cs_bytes" "$label"
+				if [[ "$v" == *"-U "* ]]; then
+					run core ls "$IMG"
+					assert_line "guid 01234567-89ab-cdef-0123-456789abcdef checksum ok"
+				fi
+				n=$((n + 1))
+			done
+		done
+	done
+	echo "# $n images checked" >&3
+	[ "$n" -ge 30 ]
+}
+
+@test "a 64 TiB sparse image costs only a few KiB of allocated space" {
+	run kb mkfs.exfat -q "$IMG" 64T
+	assert_success
+	run stat -c '%s %b %B' "$IMG"
+	read -r size blocks bsize <<<"$output"
+	[ "$size" -eq $((64 << 40)) ]
+	# Boot regions, the used start of FAT and bitmap, up-case table, root.
+	[ $((blocks * bsize)) -le $((1 << 20)) ]
+}
+
+@test "a pre-filled (non-sparse) image is zeroed where the FAT, bitmap and root must be" {
+	# Old non-zero data everywhere: a stale FAT or bitmap would show as
+	# allocated clusters, a stale root as garbage entries.
+	head -c $((64 << 20)) /dev/zero | tr '\0' '\377' > "$IMG"
+	run kb mkfs.exfat -q "$IMG"
+	assert_success
+	check_image "$IMG" 512 4096 ""
+	run dump_field "$IMG" "Free Clusters"
+	assert_output "$(( $(dump_field "$IMG" "Total Clusters") - 4 ))"
+}
+
+@test "-P mbr|gpt writes a partition table with one exFAT partition, for both sector sizes" {
+	require_cmd fsck.exfat
+	require_root
+	for pt in mbr gpt; do
+		for ss in 512 4096; do
+			rm -f "$IMG"
+			run kb mkfs.exfat -q -P "$pt" -s "$ss" -L "P$pt$ss" "$IMG" 1G
+			assert_success
+			read -r off size < <(part1 "$IMG" "$ss")
+			[ "$off" -eq $((1 << 20)) ]
+			if [ "$pt" = mbr ]; then
+				# MBR type 0x07 in entry 1.
+				[ "$(od -An -tx1 -j 450 -N1 "$IMG" | tr -d ' ')" = 07 ]
+			else
+				# GPT header in sector 1, protective MBR (0xEE) in sector 0.
+				[ "$(dd if="$IMG" bs=1 skip="$ss" count=8 status=none)" = "EFI PART" ]
+				[ "$(od -An -tx1 -j 450 -N1 "$IMG" | tr -d ' ')" = ee ]
+			fi
+			LOOP=$(losetup -f --show -b "$ss" -o "$off" --sizelimit "$size" "$IMG")
+			check_image "$LOOP" "$ss" 32768 "P$pt$ss"
+			losetup -d "$LOOP"
+			LOOP=
+		done
+	done
+}
+
+@test "-d copies names (incl. non-ASCII), sizes, contents, mtimes; read back via exfat-fuse" {
+	require_root
+	require_cmd mount.exfat-fuse
+	src=$BATS_TEST_TMPDIR/src
+	mkdir -p "$src/sub/deeper/deepest" "$src/empty-dir"
+	echo hello > "$src/a.txt"
+	head -c 300000 /dev/urandom > "$src/sub/random.bin"
+	head -c 4096 /dev/urandom > "$src/sub/exactly-one-cluster"
+	: > "$src/empty"
+	printf 'x' > "$src/ünïcödé 日本語 😀.txt"
+	printf 'long' > "$src/$(printf 'n%.0s' $(seq 200))"
+	for i in $(seq 1 300); do echo "$i" > "$src/sub/deeper/f$i"; done
+	touch -d '2021-03-04 05:06:08' "$src/sub/random.bin"
+	touch -d '1999-12-31 23:59:58' "$src/a.txt"
+	touch -d '2030-01-01 00:00:00' "$src/sub/deeper/deepest"
+	chmod 444 "$src/a.txt"
+	ln -s a.txt "$src/link"
+	run kb mkfs.exfat -d "$src" "$IMG" 64M
+	assert_success
+	assert_output --partial "link: skipped: symbolic links cannot be stored on exFAT"
+	run fsck.exfat -n "$IMG"
+	assert_success
+	assert_output --partial "clean. directories 5, files 306"
+	# The read-only attribute, straight from the entries.
+	run core ls "$IMG"
+	assert_line --regexp '^/a.txt file ro size 6 '
+	assert_line --regexp '^/sub/random.bin file size 300000 '
+
+	LOOP=$(losetup -f --show "$IMG")
+	MNT=$BATS_TEST_TMPDIR/mnt
+	mkdir -p "$MNT"
+	mount.exfat-fuse -o ro "$LOOP" "$MNT"
+	listing() { (cd "$1" && find . -mindepth 1 ! -type l -printf '%y %p %s %T@\n' | sed 's/\.[0-9]*$//' |
+		awk '$1 == "d" { $3 = "-" } 1' | sort); }
+	diff <(listing "$src") <(listing "$MNT")
+	(cd "$src" && find . -type f -exec sha256sum {} + | sort -k2) > "$BATS_TEST_TMPDIR/want"
+	(cd "$MNT" && find . -type f -exec sha256sum {} + | sort -k2) > "$BATS_TEST_TMPDIR/got"
+	diff "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/got"
+	[ "$(wc -l < "$BATS_TEST_TMPDIR/got")" -eq 306 ]
+}
+
+@test "-d refuses names exFAT cannot hold, and trees that do not fit; nothing is written" {
+	src=$BATS_TEST_TMPDIR/src
+	mkdir -p "$src"
+	: > "$src/a:b"
+	run kb mkfs.exfat -d "$src" "$IMG" 16M
+	assert_failure 1
+	assert_output --partial "name contains a character exFAT forbids (U+003A)"
+	assert_file_not_exists "$IMG"
+	rm "$src/a:b"
+	: > "$src/Name"; : > "$src/NAME"
+	run kb mkfs.exfat -d "$src" "$IMG" 16M
+	assert_failure 1
+	assert_output --partial "names differ only in case"
+	rm "$src/NAME"
+	: > "$src/"$'bad\xff'
+	run kb mkfs.exfat -d "$src" "$IMG" 16M
+	assert_failure 1
+	assert_output --partial "not valid UTF-8"
+	rm "$src/"$'bad\xff'
+	head -c $((3 << 20)) /dev/zero > "$src/big"
+	run kb mkfs.exfat -d "$src" "$IMG" 2M
+	assert_failure 1
+	assert_output --partial "the tree does not fit"
+	assert_file_not_exists "$IMG"
+}
+
+@test "refuses a mounted loop device, and the image behind it; nothing written" {
+	require_root
+	require_cmd mount.exfat-fuse
+	kb mkfs.exfat -q -L before "$IMG" 32M
+	sum=$(sha256sum < "$IMG")
+	LOOP=$(losetup -f --show "$IMG")
+	MNT=$BATS_TEST_TMPDIR/mnt
+	mkdir -p "$MNT"
+	mount.exfat-fuse "$LOOP" "$MNT"
+	run kb mkfs.exfat "$LOOP"
+	assert_failure 1
+	assert_output "mkfs.exfat: $LOOP is mounted on $MNT; refusing to format it"
+	run kb mkfs.exfat "$IMG"
+	assert_failure 1
+	assert_output --partial "is mounted on $MNT; refusing"
+	umount "$MNT"
+	# Not mounted, but still the backing file of a loop device.
+	run kb mkfs.exfat "$IMG"
+	assert_failure 1
+	assert_output --partial "backing file of $LOOP"
+	[ "$(sha256sum < "$IMG")" = "$sum" ]
+}
+
+@test "refuses a block device held open exclusively by another program" {
+	require_root
+	truncate -s 32M "$IMG"
+	LOOP=$(losetup -f --show "$IMG")
+	exec 9< <(exec python3 -c 'import os,sys,time; fd=os.open(sys.argv[1], os.O_RDONLY|os.O_EXCL); print("held", flush=True); time.sleep(30)' "$LOOP")
+	read -r -u 9 line
+	[ "$line" = held ]
+	run kb mkfs.exfat "$LOOP"
+	assert_failure 1
+	assert_output "mkfs.exfat: $LOOP is in use (mounted, or held by another program); refusing to format it"
+	pkill -f "os.O_EXCL); print" -P $$ 2>/dev/null || true
+	exec 9<&-
+}
+
+@test "formats a loop device (not the image) and erases a stale ext4 signature" {
+	require_root
+	require_cmd mkfs.ext4
+	truncate -s 64M "$IMG"
+	mkfs.ext4 -q -F "$IMG"
+	LOOP=$(losetup -f --show "$IMG")
+	run kb mkfs.exfat -v -K "$LOOP"
+	assert_success
+	assert_line "erased ext4 signature at offset 0x438 (2 bytes)"
+	run blkid -p -s TYPE -o value "$LOOP"
+	assert_output exfat
+	run fsck.exfat -n "$LOOP"
+	assert_success
+}
+
+@test "stale ext4 signature on an image file is erased (blkid sees only exfat)" {
+	truncate -s 64M "$IMG"
+	mkfs.ext4 -q -F "$IMG" 2>/dev/null || skip "needs mkfs.ext4"
+	run kb mkfs.exfat -v "$IMG"
+	assert_success
+	assert_line "erased ext4 signature at offset 0x438 (2 bytes)"
+	run blkid -p -o export "$IMG"
+	assert_line "TYPE=exfat"
+	refute_output --partial ext4
+}
+
+@test "bad sizes are refused with the limit named; no file is left behind" {
+	run kb mkfs.exfat "$IMG" 512K
+	assert_failure 1
+	assert_output "mkfs.exfat: volume too small: 524288 bytes, exFAT needs at least 1 MiB"
+	assert_file_not_exists "$IMG"
+	run kb mkfs.exfat -c 512 "$IMG" 4T
+	assert_failure 1
+	assert_output --partial "exceed the exFAT limit of 2^32-11; use a larger cluster size"
+	assert_file_not_exists "$IMG"
+	run kb mkfs.exfat -c 32M "$IMG" 40M
+	assert_failure 1
+	assert_output --partial "volume too small"
+	run kb mkfs.exfat "$IMG" 12Q
+	assert_failure 2
+	assert_output --partial "invalid SIZE '12Q'"
+	# An existing smaller file extended for SIZE gets its size back on refusal.
+	truncate -s 1M "$IMG"
+	run kb mkfs.exfat -c 64K -b 4M "$IMG" 5M
+	assert_failure 1
+	run stat -c %s "$IMG"
+	assert_output 1048576
+}
+
+@test "bad cluster and sector sizes are refused, naming the limit" {
+	run kb mkfs.exfat -c 3000 "$IMG" 16M
+	assert_failure 1
+	assert_output "mkfs.exfat: cluster size 3000 is not a power of two between 512 and 32M"
+	run kb mkfs.exfat -c 64M "$IMG" 16G
+	assert_failure 1
+	assert_output --partial "between 512 and 32M"
+	run kb mkfs.exfat -s 4096 -c 1K "$IMG" 16M
+	assert_failure 1
+	assert_output "mkfs.exfat: cluster size 1024 is smaller than the sector size 4096"
+	run kb mkfs.exfat -s 8192 "$IMG" 16M
+	assert_failure 1
+	assert_output --partial "sector size 8192"
+	run kb mkfs.exfat -s 1000 "$IMG" 16M
+	assert_failure 1
+	run kb mkfs.exfat -b 1000 "$IMG" 16M
+	assert_failure 1
+	assert_output --partial "boundary alignment 1000"
+	assert_file_not_exists "$IMG"
+}
+
+@test "bad labels and GUIDs are refused" {
+	run kb mkfs.exfat -L 123456789012 "$IMG" 16M
+	assert_failure 1
+	assert_output "mkfs.exfat: volume label '123456789012' is 12 UTF-16 units long; exFAT allows at most 11"
+	# 6 astral characters are 12 UTF-16 units.
+	run kb mkfs.exfat -L "😀😀😀😀😀😀" "$IMG" 16M
+	assert_failure 1
+	assert_output --partial "12 UTF-16 units long"
+	run kb mkfs.exfat -L $'ab\xff' "$IMG" 16M
+	assert_failure 1
+	assert_output "mkfs.exfat: volume label is not valid UTF-8 (byte 2)"
+	run kb mkfs.exfat -U not-a-guid "$IMG" 16M
+	assert_failure 2
+	assert_output --partial "invalid volume GUID"
+	assert_file_not_exists "$IMG"
+	# 11 units is fine, including non-ASCII.
+	run kb mkfs.exfat -q -L "ÄÖÜäöüßéèêë" "$IMG" 16M
+	assert_success
+	check_image "$IMG" 512 4096 "ÄÖÜäöüßéèêë"
+}
+
+@test "--volume-serial is stored; -f zeroes the heap; -q is quiet; usage errors exit 2" {
+	run kb mkfs.exfat -q --volume-serial 0x1234abcd -f "$IMG" 16M
+	assert_success
+	assert_output ""
+	run dump_field "$IMG" "Volume Serial"
+	assert_output 0x1234abcd
+	check_image "$IMG" 512 4096 ""
+	run kb mkfs.exfat --bogus "$IMG"
+	assert_failure 2
+	run kb mkfs.exfat
+	assert_failure 2
+	run kb mkfs.exfat -P floppy "$IMG"
+	assert_failure 2
+	run kb mkfs.exfat "$IMG" 16M extra
+	assert_failure 2
+	run kb mkfs.exfat -h
+	assert_success
+	assert_output --partial "--root-dir"
+	run kb mkfs.exfat -V
+	assert_success
+	assert_output --partial "mkfs.exfat (kbox)"
+}
+
+@test "a tiny volume (below 1 MiB alignment) still formats and checks clean" {
+	run kb mkfs.exfat -q "$IMG" 2M
+	assert_success
+	check_image "$IMG" 512 512 ""
+}
