@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PATH_CAP 4096
@@ -53,7 +54,6 @@ struct vol {
 	uint16_t orig_flags;
 	bool boot_writable;            /* main region valid (or restored): writes allowed */
 	bool dirty_set;
-	bool boot_sector_changed;      /* PercentInUse to rewrite at the end */
 
 	uint32_t *fat;                 /* host-endian copy, cc + 2 entries */
 	uint8_t *fat_dirty;            /* one flag per FAT page */
@@ -65,13 +65,14 @@ struct vol {
 	uint8_t *disk_bm;              /* the on-disk bitmap, as read */
 	uint32_t *bm_clusters;
 	uint32_t bm_count;
+	uint32_t *root_clusters;       /* the root directory's chain */
+	uint32_t root_count;
 
 	uint16_t *upcase;              /* 65536-entry map */
 	bool upcase_found;
 
 	struct dir_job *stack;
 	size_t nstack, capstack;
-	uint64_t lost_found_dir;       /* first cluster of an existing /LOST+FOUND */
 };
 
 /* ---- problems ------------------------------------------------------------ */
@@ -868,12 +869,6 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 	}
 	if (is_dir) {
 		v->r->directories++;
-		if (d->root && nl == strlen(LOST_FOUND_NAME) && count) {
-			char utf8[16];
-			size_t n;
-			if (!kb_utf16_to_utf8(name, nl, utf8, sizeof(utf8), &n, true) && !strcmp(utf8, LOST_FOUND_NAME))
-				v->lost_found_dir = clusters[0];
-		}
 		if (count) {
 			push_dir(v, path, clusters, count, d->job->depth + 1);
 			path = NULL;
@@ -1381,63 +1376,250 @@ static int write_fat(struct vol *v)
 	return 0;
 }
 
+/* A free cluster (not used, not marked in the bitmap being built), claimed
+ * and marked; 0 when the volume is full. */
+static uint32_t alloc_cluster(struct vol *v, uint32_t *cursor)
+{
+	for (; *cursor < v->cc; (*cursor)++) {
+		uint32_t k = *cursor;
+		if (!exfat_bitmap_test(v->used, k) && !exfat_bitmap_test(v->disk_bm, k)) {
+			exfat_bitmap_set(v->used, k);
+			exfat_bitmap_set(v->disk_bm, k);
+			return k + EXFAT_FIRST_CLUSTER;
+		}
+	}
+	return 0;
+}
+
+static void utf16_from_ascii(uint16_t *out, const char *s)
+{
+	while (*s)
+		*out++ = (uint8_t)*s++;
+}
+
+/* Builds a file (or directory) entry set named `ascii` into out. */
+static unsigned build_set(struct vol *v, void *out, const char *ascii, uint16_t attributes, uint32_t first,
+			  uint64_t bytes)
+{
+	uint16_t name[32], up[32];
+	unsigned len = (unsigned)strlen(ascii);
+	utf16_from_ascii(name, ascii);
+	exfat_upcase_name(v->upcase, name, len, up);
+	struct exfat_file_info fi = { .name = name, .name_len = len, .name_hash = exfat_name_hash(up, len),
+				      .attributes = attributes, .first_cluster = first, .data_length = bytes,
+				      .valid_data_length = bytes };
+	exfat_time_from_unix(time(NULL), 0, &fi.create_time, &fi.create_10ms, &fi.create_utc);
+	fi.modify_time = fi.access_time = fi.create_time;
+	fi.modify_10ms = fi.create_10ms;
+	fi.modify_utc = fi.access_utc = fi.create_utc;
+	return exfat_build_file_set(out, &fi);
+}
+
+/* Is `ascii` (case-insensitively) a name in the directory buffer? */
+static bool dir_has_name(struct vol *v, const uint8_t *buf, uint64_t bytes, const char *ascii)
+{
+	uint16_t want[32], name[EXFAT_MAX_NAME_LEN], stored, computed;
+	unsigned len = (unsigned)strlen(ascii);
+	utf16_from_ascii(want, ascii);
+	exfat_upcase_name(v->upcase, want, len, want);
+	for (uint64_t k = 0; k + EXFAT_ENTRY_SIZE <= bytes && buf[k]; k += EXFAT_ENTRY_SIZE) {
+		struct exfat_file_info fi;
+		const char *why;
+		if (buf[k] != EXFAT_ENTRY_FILE ||
+		    exfat_parse_file_set(buf + k, (unsigned)((bytes - k) / EXFAT_ENTRY_SIZE), &fi, name, &stored,
+					 &computed, &why) < 0 || fi.name_len != len)
+			continue;
+		exfat_upcase_name(v->upcase, name, len, name);
+		if (!memcmp(name, want, len * 2))
+			return true;
+	}
+	return false;
+}
+
+/* Orphan chains (marked used, owned by nothing) become files
+ * /LOST+FOUND/FILEnnnnnnn.CHK: one per chain, in a new directory. */
 static bool rescue_orphans(struct vol *v, uint64_t orphans, uint32_t first_orphan)
 {
-	return problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true, "mark them free",
-		       "%llu clusters marked used belong to no file (first: %u)",
-		       (unsigned long long)orphans, first_orphan);
+	uint64_t max_files = (EXFAT_MAX_DIR_BYTES / EXFAT_ENTRY_SIZE - 1) / 3;
+	if (!problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true,
+		     "keep them in /LOST+FOUND", "%llu clusters marked used belong to no file (first: %u)",
+		     (unsigned long long)orphans, first_orphan))
+		return false;
+	/* Heads: orphans no other orphan's FAT entry points to; then whatever
+	 * is left (cycles). */
+	uint8_t *has_pred = calloc(((uint64_t)v->cc + 7) / 8 + 1, 1);
+	uint32_t *heads = malloc(sizeof(uint32_t) * (orphans < max_files ? orphans : max_files));
+	uint32_t *lengths = malloc(sizeof(uint32_t) * (orphans < max_files ? orphans : max_files));
+	uint8_t *dir = NULL, *root = NULL;
+	if (!has_pred || !heads || !lengths) {
+		fail_op(v, "out of memory");
+		goto out;
+	}
+#define ORPHAN(k) (exfat_bitmap_test(v->disk_bm, k) && !exfat_bitmap_test(v->used, k))
+	for (uint32_t k = 0; k < v->cc; k++) {
+		uint32_t n = v->fat[k + EXFAT_FIRST_CLUSTER];
+		if (ORPHAN(k) && cluster_ok(v, n) && n - EXFAT_FIRST_CLUSTER != k && ORPHAN(n - EXFAT_FIRST_CLUSTER))
+			exfat_bitmap_set(has_pred, n - EXFAT_FIRST_CLUSTER);
+	}
+	uint64_t nfiles = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32_t k = 0; k < v->cc && nfiles < max_files; k++) {
+			if (!ORPHAN(k) || (pass == 0 && exfat_bitmap_test(has_pred, k)))
+				continue;
+			uint32_t c = k + EXFAT_FIRST_CLUSTER, last = c, len = 0;
+			while (cluster_ok(v, c) && ORPHAN(c - EXFAT_FIRST_CLUSTER)) {
+				claim(v, c);
+				last = c;
+				len++;
+				c = v->fat[c];
+			}
+			fat_set(v, last, EXFAT_FAT_EOC);
+			heads[nfiles] = k + EXFAT_FIRST_CLUSTER;
+			lengths[nfiles++] = len;
+		}
+#undef ORPHAN
+	/* The directory's clusters, chained. */
+	uint64_t dir_bytes = ((nfiles * 3 + 1) * EXFAT_ENTRY_SIZE + v->csize - 1) & ~(v->csize - 1);
+	uint32_t ndir = (uint32_t)(dir_bytes >> v->cshift), cursor = 0, first_dir = 0, prev = 0;
+	uint32_t *dir_clusters = calloc(ndir, sizeof(uint32_t));
+	dir = calloc(1, dir_bytes);
+	if (!dir_clusters || !dir) {
+		free(dir_clusters);
+		fail_op(v, "out of memory");
+		goto out;
+	}
+	for (uint32_t k = 0; k < ndir; k++) {
+		uint32_t c = alloc_cluster(v, &cursor);
+		if (!c) {
+			free(dir_clusters);
+			fail(v, "no free cluster left for /LOST+FOUND");
+			goto out;
+		}
+		if (prev)
+			fat_set(v, prev, c);
+		else
+			first_dir = c;
+		fat_set(v, c, EXFAT_FAT_EOC);
+		dir_clusters[k] = prev = c;
+	}
+	uint8_t *at = dir;
+	for (uint64_t f = 0; f < nfiles; f++) {
+		char name[32];
+		snprintf(name, sizeof(name), "FILE%07u.CHK", (unsigned)((f + 1) % 10000000u));
+		at += build_set(v, at, name, EXFAT_ATTR_ARCHIVE, heads[f], (uint64_t)lengths[f] << v->cshift) *
+		      EXFAT_ENTRY_SIZE;
+	}
+	for (uint32_t k = 0; k < ndir; k++)
+		dev_write(v, cluster_pos(v, dir_clusters[k]), dir + ((uint64_t)k << v->cshift), v->csize);
+	free(dir_clusters);
+
+	/* Its entry set in the root directory: in three free entries, or in a
+	 * new cluster at the end of the root's chain. */
+	uint64_t root_bytes = ((uint64_t)v->root_count << v->cshift);
+	root = malloc(root_bytes + v->csize);
+	if (!root) {
+		fail_op(v, "out of memory");
+		goto out;
+	}
+	struct dir_job rj = { .clusters = v->root_clusters, .count = v->root_count };
+	if (read_dir(v, &rj, root) < 0)
+		goto out;
+	char lf[24] = LOST_FOUND_NAME;
+	for (unsigned n = 1; dir_has_name(v, root, root_bytes, lf) && n < 1000; n++)
+		snprintf(lf, sizeof(lf), "%s~%u", LOST_FOUND_NAME, n);
+	uint8_t set[EXFAT_ENTRY_SIZE * 4];
+	unsigned count = build_set(v, set, lf, EXFAT_ATTR_DIRECTORY, first_dir, dir_bytes);
+	uint64_t slot = UINT64_MAX, run = 0;
+	for (uint64_t k = 0; k + EXFAT_ENTRY_SIZE <= root_bytes; k += EXFAT_ENTRY_SIZE) {
+		run = root[k] & EXFAT_ENTRY_IN_USE ? 0 : run + 1;
+		if (run == count) {
+			slot = k - (count - 1) * EXFAT_ENTRY_SIZE;
+			break;
+		}
+		if (!root[k] && (root_bytes - k) / EXFAT_ENTRY_SIZE >= count) {
+			slot = k; /* at the end mark: everything after it is free */
+			break;
+		}
+	}
+	if (slot == UINT64_MAX) {
+		uint32_t c = alloc_cluster(v, &cursor);
+		if (!c) {
+			fail(v, "no free cluster left for the root directory");
+			goto out;
+		}
+		fat_set(v, v->root_clusters[v->root_count - 1], c);
+		fat_set(v, c, EXFAT_FAT_EOC);
+		memset(root + root_bytes, 0, v->csize);
+		dev_write(v, cluster_pos(v, c), root + root_bytes, v->csize);
+		slot = root_bytes;
+		uint32_t *n = realloc(v->root_clusters, sizeof(uint32_t) * (v->root_count + 1));
+		if (!n) {
+			fail_op(v, "out of memory");
+			goto out;
+		}
+		v->root_clusters = n;
+		v->root_clusters[v->root_count++] = c;
+	}
+	memcpy(root + slot, set, count * EXFAT_ENTRY_SIZE);
+	for (uint64_t k = slot >> v->cshift; k <= (slot + count * EXFAT_ENTRY_SIZE - 1) >> v->cshift; k++)
+		dev_write(v, cluster_pos(v, v->root_clusters[k]), root + (k << v->cshift), v->csize);
+	v->r->directories++;
+	v->r->files += nfiles;
+	note(v, "%llu orphan chains kept in /%s", (unsigned long long)nfiles, lf);
+out:
+	free(has_pred), free(heads), free(lengths), free(dir), free(root);
+	return !v->failed;
 }
 
 static void check_bitmap(struct vol *v)
 {
 	uint64_t free_but_used = 0, orphans = 0;
 	uint32_t first_fbu = 0, first_orphan = 0;
-	for (uint32_t k = 0; k < v->cc; k++) {
-		bool u = exfat_bitmap_test(v->used, k), b = exfat_bitmap_test(v->disk_bm, k);
-		if (u && !b && !free_but_used++)
-			first_fbu = k + EXFAT_FIRST_CLUSTER;
-		if (!u && b && !orphans++)
-			first_orphan = k + EXFAT_FIRST_CLUSTER;
-	}
-	bool fix_fbu = free_but_used &&
-		problem(v, "bitmap-free-in-use", "", cluster_pos(v, v->bm_first), true, "mark them used",
-			"%llu clusters in use are marked free in the allocation bitmap (first: %u)",
-			(unsigned long long)free_but_used, first_fbu);
-	bool fix_orphans = false;
-	if (orphans) {
-		if (v->o->rescue)
-			fix_orphans = rescue_orphans(v, orphans, first_orphan);
-		else
-			fix_orphans = problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true,
-					      "mark them free (-s keeps them in /LOST+FOUND)",
-					      "%llu clusters marked used belong to no file (first: %u)",
-					      (unsigned long long)orphans, first_orphan);
-	}
-	for (uint32_t k = 0; k < v->cc; k++)
-		if (exfat_bitmap_test(v->used, k))
-			v->r->clusters_used++;
-	if (!fix_fbu && !fix_orphans)
-		return;
-	/* Rewrite only the bitmap clusters that change. */
-	uint8_t *want = malloc((size_t)v->bm_count << v->cshift);
-	if (!want) {
+	size_t bm_len = (size_t)v->bm_count << v->cshift;
+	uint8_t *orig = malloc(bm_len);
+	if (!orig) {
 		fail_op(v, "out of memory");
 		return;
 	}
-	memcpy(want, v->disk_bm, (size_t)v->bm_count << v->cshift);
-	for (uint32_t k = 0; k < v->cc; k++) {
-		bool u = exfat_bitmap_test(v->used, k), b = exfat_bitmap_test(v->disk_bm, k);
-		if (u && !b && fix_fbu)
-			exfat_bitmap_set(want, k);
-		if (!u && b && fix_orphans)
-			exfat_bitmap_clear(want, k);
-	}
+	memcpy(orig, v->disk_bm, bm_len);
+	for (uint32_t k = 0; k < v->cc; k++)
+		if (!exfat_bitmap_test(v->used, k) && exfat_bitmap_test(v->disk_bm, k) && !orphans++)
+			first_orphan = k + EXFAT_FIRST_CLUSTER;
+	/* With -s the orphans become files, and the clusters of the new
+	 * directory are marked in disk_bm: the bitmap to be written. */
+	if (orphans && v->o->rescue && rescue_orphans(v, orphans, first_orphan))
+		orphans = 0;
+	if (v->failed)
+		goto out;
+	for (uint32_t k = 0; k < v->cc; k++)
+		if (exfat_bitmap_test(v->used, k) && !exfat_bitmap_test(v->disk_bm, k) && !free_but_used++)
+			first_fbu = k + EXFAT_FIRST_CLUSTER;
+	if (free_but_used &&
+	    problem(v, "bitmap-free-in-use", "", cluster_pos(v, v->bm_first), true, "mark them used",
+		    "%llu clusters in use are marked free in the allocation bitmap (first: %u)",
+		    (unsigned long long)free_but_used, first_fbu))
+		for (uint32_t k = 0; k < v->cc; k++)
+			if (exfat_bitmap_test(v->used, k))
+				exfat_bitmap_set(v->disk_bm, k);
+	if (orphans &&
+	    problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true,
+		    "mark them free (-s keeps them in /LOST+FOUND)",
+		    "%llu clusters marked used belong to no file (first: %u)",
+		    (unsigned long long)orphans, first_orphan))
+		for (uint32_t k = 0; k < v->cc; k++)
+			if (!exfat_bitmap_test(v->used, k))
+				exfat_bitmap_clear(v->disk_bm, k);
+	for (uint32_t k = 0; k < v->cc; k++)
+		if (exfat_bitmap_test(v->used, k))
+			v->r->clusters_used++;
+	/* Rewrite only the bitmap clusters that change. */
 	for (uint32_t c = 0; c < v->bm_count; c++) {
 		uint64_t at = (uint64_t)c << v->cshift;
-		if (memcmp(want + at, v->disk_bm + at, v->csize))
-			dev_write(v, cluster_pos(v, v->bm_clusters[c]), want + at, v->csize);
+		if (memcmp(orig + at, v->disk_bm + at, v->csize))
+			dev_write(v, cluster_pos(v, v->bm_clusters[c]), v->disk_bm + at, v->csize);
 	}
-	free(want);
+out:
+	free(orig);
 }
 
 static void finish(struct vol *v)
@@ -1448,7 +1630,7 @@ static void finish(struct vol *v)
 	    problem(v, "percent-in-use", "", 112, true, "set it from the bitmap",
 		    "PercentInUse %u above 100", bs->percent_in_use)) {
 		bs->percent_in_use = (uint8_t)percent;
-		v->boot_sector_changed = true;
+		mark_dirty(v); /* sector 0 is written again when the mark is cleared */
 	}
 	write_fat(v);
 	if (!v->dirty_set || v->failed)
@@ -1473,7 +1655,7 @@ static void free_vol(struct vol *v)
 		free(v->stack[k].path), free(v->stack[k].clusters);
 	free(v->stack);
 	free(v->boot), free(v->fat), free(v->fat_dirty), free(v->used);
-	free(v->disk_bm), free(v->bm_clusters), free(v->upcase);
+	free(v->disk_bm), free(v->bm_clusters), free(v->upcase), free(v->root_clusters);
 }
 
 int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts,
@@ -1502,6 +1684,14 @@ int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts
 			    "end the root directory's chain there", "root directory: %s", why))
 			fat_set(&v, ch.last, EXFAT_FAT_EOC);
 	}
+	v.root_clusters = malloc(sizeof(uint32_t) * ch.count);
+	if (!v.root_clusters) {
+		fail_op(&v, "out of memory");
+		free(ch.list);
+		goto done;
+	}
+	memcpy(v.root_clusters, ch.list, sizeof(uint32_t) * ch.count);
+	v.root_count = ch.count;
 	char *rp = strdup("/");
 	if (!rp || push_dir(&v, rp, ch.list, ch.count, 0) < 0)
 		goto done;

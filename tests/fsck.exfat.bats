@@ -477,3 +477,41 @@ same() {
 	run -8 "$KBOX" fsck.exfat --rollback "$IMG" "$IMG"
 	assert_output --partial "not an undo file"
 }
+
+# ---- -s: orphans to LOST+FOUND, -r on a terminal --------------------------
+
+@test "-s keeps an orphan chain as /LOST+FOUND/FILE0000001.CHK with its data" {
+	local bm c=3000; bm=$(loc bitmap | cut -d' ' -f1)
+	head -c 8192 /dev/urandom > "$TREE/../orphan.$BATS_TEST_NUMBER"
+	dd if="$TREE/../orphan.$BATS_TEST_NUMBER" of="$IMG" bs=4096 seek=$(( $(loc cluster $c) / 4096 )) conv=notrunc status=none
+	set_fat $c $((c + 1)); set_fat $((c + 1)) 0xFFFFFFFF
+	poke $((bm + (c - 2) / 8)) "$(printf %02x $((3 << ((c - 2) % 8))))"
+	detect bitmap-orphan
+	run -1 "$KBOX" fsck.exfat -y -s "$IMG"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "25 files, 4 directories"
+	run -0 /usr/sbin/fsck.exfat -n "$IMG"
+	[ "$(field /LOST+FOUND/FILE0000001.CHK 3)" -eq 8192 ]
+	cp "$TREE/../orphan.$BATS_TEST_NUMBER" "$TREE/orphan"
+	same LOST+FOUND/FILE0000001.CHK orphan a.txt a.txt
+	rm "$TREE/orphan"
+	# A second rescue does not reuse the existing directory's name.
+	poke $((bm + 1000)) 01
+	run -1 "$KBOX" fsck.exfat -y -s "$IMG"
+	[ "$(field "/LOST+FOUND~1/FILE0000001.CHK" 3)" -eq 4096 ]
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+}
+
+@test "-r asks on the terminal: n leaves a problem (4), q cancels (32), y repairs (1)" {
+	require_cmd script
+	local off; off=$(field /a.txt 1)
+	poke $((off + 2)) 12 34
+	run script -qec "$KBOX fsck.exfat -r $IMG" /dev/null <<< "n"
+	[ "$status" -eq 4 ]
+	assert_output --partial "[y]es [n]o [a]ll [q]uit"
+	run script -qec "$KBOX fsck.exfat -r $IMG" /dev/null <<< "q"
+	[ "$status" -eq 32 ]
+	run script -qec "$KBOX fsck.exfat -r $IMG" /dev/null <<< "y"
+	[ "$status" -eq 1 ]
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+}
