@@ -26,6 +26,7 @@
 
 #define PATH_CAP 4096
 #define FAT_PAGE_ENTRIES 1024u           /* dirty tracking granularity: 4 KiB of FAT */
+#define FAT_CHUNK_ENTRIES 65536u         /* read granularity: 256 KiB of FAT */
 #define MAX_UPCASE_BYTES (128u << 10)
 #define LOST_FOUND_NAME "LOST+FOUND"
 
@@ -57,12 +58,14 @@ struct vol {
 
 	uint32_t *fat;                 /* host-endian copy, cc + 2 entries */
 	uint8_t *fat_dirty;            /* one flag per FAT page */
+	uint8_t *fat_loaded;           /* one flag per FAT chunk */
 	uint8_t *used;                 /* clusters claimed by the walk (bit c - 2) */
 
 	bool bm_found;
 	uint32_t bm_first;
 	uint64_t bm_bytes;
-	uint8_t *disk_bm;              /* the on-disk bitmap, as read */
+	uint8_t *disk_bm;              /* the on-disk bitmap: as read, then as to be written */
+	uint8_t *bm_dirty;             /* per bitmap cluster: changed */
 	uint32_t *bm_clusters;
 	uint32_t bm_count;
 	uint32_t *root_clusters;       /* the root directory's chain */
@@ -214,8 +217,27 @@ static void claim(struct vol *v, uint32_t c)
 	exfat_bitmap_set(v->used, c - EXFAT_FIRST_CLUSTER);
 }
 
+/* The FAT is read on first use, FAT_CHUNK_ENTRIES entries (256 KiB) at a
+ * time, into a zero-filled allocation: an empty volume costs little time or
+ * memory, and a full one is still read in large sequential reads. */
+static uint32_t fat_get(struct vol *v, uint32_t c)
+{
+	uint64_t chunk = c / FAT_CHUNK_ENTRIES;
+	if (!v->fat_loaded[chunk]) {
+		uint64_t first = chunk * FAT_CHUNK_ENTRIES, entries = (uint64_t)v->cc + 2;
+		uint64_t n = entries - first < FAT_CHUNK_ENTRIES ? entries - first : FAT_CHUNK_ENTRIES;
+		v->fat_loaded[chunk] = 1;
+		if (dev_read(v, v->fat_off + first * 4, v->fat + first, n * 4) < 0)
+			return EXFAT_FAT_EOC;
+		for (uint64_t k = first; k < first + n; k++)
+			v->fat[k] = le32toh(v->fat[k]);
+	}
+	return v->fat[c];
+}
+
 static void fat_set(struct vol *v, uint32_t c, uint32_t value)
 {
+	fat_get(v, c);
 	v->fat[c] = value;
 	v->fat_dirty[c / FAT_PAGE_ENTRIES] = 1;
 }
@@ -237,7 +259,7 @@ static bool in_own_chain(const struct vol *v, uint32_t first, bool contiguous, u
 	if (contiguous)
 		return c >= first && c - first < count;
 	uint32_t x = first;
-	for (uint32_t i = 0; i < count && cluster_ok(v, x); i++, x = v->fat[x])
+	for (uint32_t i = 0; i < count && cluster_ok(v, x); i++, x = fat_get((struct vol *)v, x))
 		if (x == c)
 			return true;
 	return false;
@@ -285,7 +307,7 @@ static int walk_chain(struct vol *v, uint32_t first, bool contiguous, uint64_t w
 		}
 		ch->count++;
 		ch->last = c;
-		uint32_t next = contiguous ? c + 1 : v->fat[c];
+		uint32_t next = contiguous ? c + 1 : fat_get(v, c);
 		if (ch->count == limit) {
 			if (want && !contiguous && next != EXFAT_FAT_EOC)
 				ch->extra = true;
@@ -662,7 +684,7 @@ static int check_stream_data(struct dir_ctx *d, uint32_t si, const char *path, b
 	} else if (ch.extra) {
 		if (problem(v, "chain-long", path, pos, true, "end the chain at the file size",
 			    "cluster chain continues past the %llu clusters the size needs (FAT entry of %u is 0x%08x)",
-			    (unsigned long long)want, ch.last, v->fat[ch.last]))
+			    (unsigned long long)want, ch.last, fat_get(v, ch.last)))
 			fat_set(v, ch.last, EXFAT_FAT_EOC);
 	}
 	vdl = exfat_le64(st->valid_data_length);
@@ -924,8 +946,9 @@ static void load_bitmap(struct dir_ctx *d, uint32_t i)
 	v->bm_bytes = need;
 	v->bm_clusters = ch.list;
 	v->bm_count = ch.count;
-	v->disk_bm = malloc(ch.count * v->csize);
-	if (!v->disk_bm) {
+	v->disk_bm = calloc(1, ch.count * v->csize + 8);
+	v->bm_dirty = calloc(ch.count, 1);
+	if (!v->disk_bm || !v->bm_dirty) {
 		fail_op(v, "out of memory");
 		return;
 	}
@@ -1332,26 +1355,22 @@ out:
 static int read_fat(struct vol *v)
 {
 	uint64_t entries = (uint64_t)v->cc + 2;
-	v->fat = malloc(entries * 4);
+	v->fat = calloc(entries, 4);
 	v->fat_dirty = calloc(entries / FAT_PAGE_ENTRIES + 1, 1);
-	v->used = calloc(((uint64_t)v->cc + 7) / 8 + 1, 1);
+	v->fat_loaded = calloc(entries / FAT_CHUNK_ENTRIES + 1, 1);
+	v->used = calloc(((uint64_t)v->cc + 7) / 8 + 8, 1);
 	v->upcase = malloc(EXFAT_UPCASE_CHARS * sizeof(uint16_t));
-	if (!v->fat || !v->fat_dirty || !v->used || !v->upcase) {
+	if (!v->fat || !v->fat_dirty || !v->fat_loaded || !v->used || !v->upcase) {
 		fail_op(v, "out of memory (%llu clusters)", (unsigned long long)v->cc);
 		return -1;
 	}
 	exfat_upcase_default_map(v->upcase);
-	const uint64_t chunk = 8u << 20;
-	for (uint64_t done = 0; done < entries * 4; done += chunk) {
-		uint64_t n = entries * 4 - done < chunk ? entries * 4 - done : chunk;
-		if (dev_read(v, v->fat_off + done, (uint8_t *)v->fat + done, n) < 0)
-			return -1;
-	}
-	for (uint64_t c = 0; c < entries; c++)
-		v->fat[c] = le32toh(v->fat[c]);
-	if ((v->fat[0] & 0xFFFFFF00u) != 0xFFFFFF00u || v->fat[1] != EXFAT_FAT_EOC) {
+	uint32_t f0 = fat_get(v, 0), f1 = fat_get(v, 1);
+	if (v->failed)
+		return -1;
+	if ((f0 & 0xFFFFFF00u) != 0xFFFFFF00u || f1 != EXFAT_FAT_EOC) {
 		if (problem(v, "fat-head", "", v->fat_off, true, "set FAT[0] and FAT[1]",
-			    "FAT[0] 0x%08x / FAT[1] 0x%08x, expected 0xfffffff8 / 0xffffffff", v->fat[0], v->fat[1])) {
+			    "FAT[0] 0x%08x / FAT[1] 0x%08x, expected 0xfffffff8 / 0xffffffff", f0, f1)) {
 			fat_set(v, 0, EXFAT_FAT_MEDIA);
 			fat_set(v, 1, EXFAT_FAT_EOC);
 		}
@@ -1385,6 +1404,7 @@ static uint32_t alloc_cluster(struct vol *v, uint32_t *cursor)
 		if (!exfat_bitmap_test(v->used, k) && !exfat_bitmap_test(v->disk_bm, k)) {
 			exfat_bitmap_set(v->used, k);
 			exfat_bitmap_set(v->disk_bm, k);
+			v->bm_dirty[(k / 8) >> v->cshift] = 1;
 			return k + EXFAT_FIRST_CLUSTER;
 		}
 	}
@@ -1457,8 +1477,10 @@ static bool rescue_orphans(struct vol *v, uint64_t orphans, uint32_t first_orpha
 	}
 #define ORPHAN(k) (exfat_bitmap_test(v->disk_bm, k) && !exfat_bitmap_test(v->used, k))
 	for (uint32_t k = 0; k < v->cc; k++) {
-		uint32_t n = v->fat[k + EXFAT_FIRST_CLUSTER];
-		if (ORPHAN(k) && cluster_ok(v, n) && n - EXFAT_FIRST_CLUSTER != k && ORPHAN(n - EXFAT_FIRST_CLUSTER))
+		if (!ORPHAN(k))
+			continue;
+		uint32_t n = fat_get(v, k + EXFAT_FIRST_CLUSTER);
+		if (cluster_ok(v, n) && n - EXFAT_FIRST_CLUSTER != k && ORPHAN(n - EXFAT_FIRST_CLUSTER))
 			exfat_bitmap_set(has_pred, n - EXFAT_FIRST_CLUSTER);
 	}
 	uint64_t nfiles = 0;
@@ -1471,7 +1493,7 @@ static bool rescue_orphans(struct vol *v, uint64_t orphans, uint32_t first_orpha
 				claim(v, c);
 				last = c;
 				len++;
-				c = v->fat[c];
+				c = fat_get(v, c);
 			}
 			fat_set(v, last, EXFAT_FAT_EOC);
 			heads[nfiles] = k + EXFAT_FIRST_CLUSTER;
@@ -1571,55 +1593,73 @@ out:
 	return !v->failed;
 }
 
+/* Clusters whose bit is set in a but not in b: count, and the first one.
+ * Both have room for a whole last 64-bit word; bits past ClusterCount are
+ * ignored. */
+static uint64_t bits_only_in(const struct vol *v, const uint8_t *a, const uint8_t *b, uint32_t *first)
+{
+	uint64_t n = 0, words = ((uint64_t)v->cc + 63) / 64;
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t x, y;
+		memcpy(&x, a + w * 8, 8);
+		memcpy(&y, b + w * 8, 8);
+		x = le64toh(x) & ~le64toh(y);
+		if (w == words - 1 && v->cc % 64)
+			x &= (1ull << (v->cc % 64)) - 1;
+		if (!x)
+			continue;
+		if (!n)
+			*first = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(x)) + EXFAT_FIRST_CLUSTER;
+		n += (unsigned)__builtin_popcountll(x);
+	}
+	return n;
+}
+
+/* Sets (or clears) in disk_bm every cluster set (or not set) in used. */
+static void bitmap_take(struct vol *v, bool set)
+{
+	uint64_t bytes = ((uint64_t)v->cc + 7) / 8;
+	for (uint64_t i = 0; i < bytes; i++) {
+		uint8_t keep = i == bytes - 1 && v->cc % 8 ? (uint8_t)~((1u << (v->cc % 8)) - 1) : 0;
+		uint8_t b = set ? v->disk_bm[i] | v->used[i] : v->disk_bm[i] & (v->used[i] | keep);
+		if (b != v->disk_bm[i]) {
+			v->disk_bm[i] = b;
+			v->bm_dirty[i >> v->cshift] = 1;
+		}
+	}
+}
+
 static void check_bitmap(struct vol *v)
 {
-	uint64_t free_but_used = 0, orphans = 0;
+	uint64_t free_but_used, orphans, words = ((uint64_t)v->cc + 63) / 64;
 	uint32_t first_fbu = 0, first_orphan = 0;
-	size_t bm_len = (size_t)v->bm_count << v->cshift;
-	uint8_t *orig = malloc(bm_len);
-	if (!orig) {
-		fail_op(v, "out of memory");
-		return;
-	}
-	memcpy(orig, v->disk_bm, bm_len);
-	for (uint32_t k = 0; k < v->cc; k++)
-		if (!exfat_bitmap_test(v->used, k) && exfat_bitmap_test(v->disk_bm, k) && !orphans++)
-			first_orphan = k + EXFAT_FIRST_CLUSTER;
+	orphans = bits_only_in(v, v->disk_bm, v->used, &first_orphan);
 	/* With -s the orphans become files, and the clusters of the new
 	 * directory are marked in disk_bm: the bitmap to be written. */
 	if (orphans && v->o->rescue && rescue_orphans(v, orphans, first_orphan))
 		orphans = 0;
 	if (v->failed)
-		goto out;
-	for (uint32_t k = 0; k < v->cc; k++)
-		if (exfat_bitmap_test(v->used, k) && !exfat_bitmap_test(v->disk_bm, k) && !free_but_used++)
-			first_fbu = k + EXFAT_FIRST_CLUSTER;
+		return;
+	free_but_used = bits_only_in(v, v->used, v->disk_bm, &first_fbu);
 	if (free_but_used &&
 	    problem(v, "bitmap-free-in-use", "", cluster_pos(v, v->bm_first), true, "mark them used",
 		    "%llu clusters in use are marked free in the allocation bitmap (first: %u)",
 		    (unsigned long long)free_but_used, first_fbu))
-		for (uint32_t k = 0; k < v->cc; k++)
-			if (exfat_bitmap_test(v->used, k))
-				exfat_bitmap_set(v->disk_bm, k);
+		bitmap_take(v, true);
 	if (orphans &&
 	    problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true,
 		    "mark them free (-s keeps them in /LOST+FOUND)",
 		    "%llu clusters marked used belong to no file (first: %u)",
 		    (unsigned long long)orphans, first_orphan))
-		for (uint32_t k = 0; k < v->cc; k++)
-			if (!exfat_bitmap_test(v->used, k))
-				exfat_bitmap_clear(v->disk_bm, k);
-	for (uint32_t k = 0; k < v->cc; k++)
-		if (exfat_bitmap_test(v->used, k))
-			v->r->clusters_used++;
-	/* Rewrite only the bitmap clusters that change. */
-	for (uint32_t c = 0; c < v->bm_count; c++) {
-		uint64_t at = (uint64_t)c << v->cshift;
-		if (memcmp(orig + at, v->disk_bm + at, v->csize))
-			dev_write(v, cluster_pos(v, v->bm_clusters[c]), v->disk_bm + at, v->csize);
+		bitmap_take(v, false);
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t x;
+		memcpy(&x, v->used + w * 8, 8);
+		v->r->clusters_used += (unsigned)__builtin_popcountll(x);
 	}
-out:
-	free(orig);
+	for (uint32_t c = 0; c < v->bm_count; c++)
+		if (v->bm_dirty[c])
+			dev_write(v, cluster_pos(v, v->bm_clusters[c]), v->disk_bm + ((uint64_t)c << v->cshift), v->csize);
 }
 
 static void finish(struct vol *v)
@@ -1654,8 +1694,8 @@ static void free_vol(struct vol *v)
 	for (size_t k = 0; k < v->nstack; k++)
 		free(v->stack[k].path), free(v->stack[k].clusters);
 	free(v->stack);
-	free(v->boot), free(v->fat), free(v->fat_dirty), free(v->used);
-	free(v->disk_bm), free(v->bm_clusters), free(v->upcase), free(v->root_clusters);
+	free(v->boot), free(v->fat), free(v->fat_dirty), free(v->fat_loaded), free(v->used);
+	free(v->disk_bm), free(v->bm_dirty), free(v->bm_clusters), free(v->upcase), free(v->root_clusters);
 }
 
 int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts,
