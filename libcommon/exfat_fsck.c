@@ -408,14 +408,17 @@ static bool is_dot_name(const uint16_t *n, unsigned len)
 	return (len == 1 && n[0] == '.') || (len == 2 && n[0] == '.' && n[1] == '.');
 }
 
-/* The up-cased names of one directory, for case-insensitive duplicates. */
+/* The up-cased names of one directory, for case-insensitive duplicates:
+ * an open-addressing table over one growing pool of code units. */
 struct name_set {
 	struct name_slot {
 		uint32_t hash;
 		uint16_t len;
-		uint16_t *name;
+		size_t at;          /* offset in pool */
 	} *slots;
 	size_t cap, used;
+	uint16_t *pool;
+	size_t pool_used, pool_cap;
 };
 
 static uint32_t fnv(const uint16_t *n, unsigned len)
@@ -430,7 +433,7 @@ static struct name_slot *name_find(struct name_set *s, const uint16_t *up, unsig
 {
 	size_t i = h & (s->cap - 1);
 	while (s->slots[i].hash) {
-		if (s->slots[i].hash == h && s->slots[i].len == len && !memcmp(s->slots[i].name, up, len * 2))
+		if (s->slots[i].hash == h && s->slots[i].len == len && !memcmp(s->pool + s->slots[i].at, up, len * 2))
 			return &s->slots[i];
 		i = (i + 1) & (s->cap - 1);
 	}
@@ -455,29 +458,38 @@ static int name_add(struct name_set *s, const uint16_t *up, unsigned len)
 		}
 		s->cap = ncap;
 		for (size_t i = 0; i < ocap; i++)
-			if (old[i].hash)
-				*name_find(s, old[i].name, old[i].len, old[i].hash) = old[i];
+			if (old[i].hash) {
+				size_t k = old[i].hash & (ncap - 1);
+				while (s->slots[k].hash)
+					k = (k + 1) & (ncap - 1);
+				s->slots[k] = old[i];
+			}
 		free(old);
 	}
 	uint32_t h = fnv(up, len);
 	struct name_slot *slot = name_find(s, up, len, h);
 	if (slot->hash)
 		return 0;
-	slot->name = malloc(len * 2 + 1);
-	if (!slot->name)
-		return -1;
-	memcpy(slot->name, up, len * 2);
-	slot->len = (uint16_t)len;
-	slot->hash = h;
+	if (s->pool_used + len > s->pool_cap) {
+		size_t ncap = s->pool_cap ? s->pool_cap * 2 : 4096;
+		while (ncap < s->pool_used + len)
+			ncap *= 2;
+		uint16_t *n = realloc(s->pool, ncap * sizeof(uint16_t));
+		if (!n)
+			return -1;
+		s->pool = n, s->pool_cap = ncap;
+	}
+	memcpy(s->pool + s->pool_used, up, len * 2);
+	*slot = (struct name_slot){ h, (uint16_t)len, s->pool_used };
+	s->pool_used += len;
 	s->used++;
 	return 0;
 }
 
 static void name_set_free(struct name_set *s)
 {
-	for (size_t i = 0; i < s->cap; i++)
-		free(s->slots[i].name);
 	free(s->slots);
+	free(s->pool);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -505,6 +517,21 @@ static unsigned unique_name(struct vol *v, struct name_set *names, uint16_t *nam
 		}
 	}
 	return 0;
+}
+
+/* A file's path, built only when a message needs it. */
+struct fpath {
+	const char *dir;
+	const uint16_t *name;
+	unsigned len;
+	char *s;
+};
+
+static const char *fp(struct fpath *p)
+{
+	if (!p->s)
+		p->s = child_path(p->dir, p->name, p->len);
+	return p->s ? p->s : p->dir;
 }
 
 /* ---- directory entries --------------------------------------------------- */
@@ -559,23 +586,27 @@ static int push_dir(struct vol *v, char *path, uint32_t *clusters, uint32_t coun
 	return 0;
 }
 
+/* Field checks of a timestamp (no time zone conversion needed). */
 static bool timestamp_ok(uint32_t stamp, uint8_t ms10, uint8_t utc)
 {
-	int64_t s;
-	long ns;
-	if (ms10 > 199)
+	static const uint8_t days[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	unsigned sec2 = stamp & 31, min = stamp >> 5 & 63, hour = stamp >> 11 & 31;
+	unsigned day = stamp >> 16 & 31, month = stamp >> 21 & 15, year = 1980 + (stamp >> 25);
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	if (ms10 > 199 || sec2 > 29 || min > 59 || hour > 23 || month < 1 || month > 12 || day < 1 ||
+	    day > days[month - 1] || (month == 2 && day == 29 && !leap))
 		return false;
 	if (utc & 0x80) {
 		int off = (int8_t)(uint8_t)(utc << 1) >> 1;
 		if (off < -48 || off > 56)
 			return false;
 	}
-	return exfat_time_to_unix(stamp, ms10, utc, &s, &ns) == 0;
+	return true;
 }
 
 #define DEFAULT_STAMP 0x00210000u /* 1980-01-01 00:00:00 */
 
-static void check_timestamps(struct dir_ctx *d, uint32_t i, const char *path, bool *changed)
+static void check_timestamps(struct dir_ctx *d, uint32_t i, struct fpath *path, bool *changed)
 {
 	uint8_t *e = entry_at(d, i);
 	/* Byte offsets in the file entry: time, 10 ms increment (0: none), UTC offset. */
@@ -592,7 +623,7 @@ static void check_timestamps(struct dir_ctx *d, uint32_t i, const char *path, bo
 		uint8_t ms = t[k].ms10 ? e[t[k].ms10] : 0;
 		if (timestamp_ok(stamp, ms, e[t[k].utc]))
 			continue;
-		if (!problem(d->v, "timestamp", path, entry_pos(d, i), true, "set a valid time",
+		if (!problem(d->v, "timestamp", fp(path), entry_pos(d, i), true, "set a valid time",
 			     "invalid %s time 0x%08x (10ms %u, UTC offset 0x%02x)", t[k].what, stamp, ms, e[t[k].utc]))
 			continue;
 		uint32_t good = DEFAULT_STAMP;
@@ -611,7 +642,7 @@ static void check_timestamps(struct dir_ctx *d, uint32_t i, const char *path, bo
 
 /* Checks the chain of a stream entry and fixes its sizes; claims clusters.
  * For directories, *dir_clusters gets the list. */
-static int check_stream_data(struct dir_ctx *d, uint32_t si, const char *path, bool is_dir,
+static int check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path, bool is_dir,
 			     uint32_t **dir_clusters, uint32_t *dir_count, bool *changed)
 {
 	struct vol *v = d->v;
@@ -625,13 +656,13 @@ static int check_stream_data(struct dir_ctx *d, uint32_t si, const char *path, b
 	*dir_clusters = NULL;
 	*dir_count = 0;
 	if (len == 0) {
-		if (first != 0 && problem(v, "first-cluster", path, pos, true, "set the first cluster to 0",
+		if (first != 0 && problem(v, "first-cluster", fp(path), pos, true, "set the first cluster to 0",
 					  "empty %s has first cluster %u", is_dir ? "directory" : "file", first)) {
 			st->first_cluster = 0;
 			st->flags &= (uint8_t)~EXFAT_SF_NO_FAT_CHAIN;
 			*changed = true;
 		}
-		if (vdl != 0 && problem(v, "valid-length", path, pos, true, "set ValidDataLength to 0",
+		if (vdl != 0 && problem(v, "valid-length", fp(path), pos, true, "set ValidDataLength to 0",
 					"ValidDataLength %llu of an empty file", (unsigned long long)vdl)) {
 			st->valid_data_length = 0;
 			*changed = true;
@@ -640,7 +671,7 @@ static int check_stream_data(struct dir_ctx *d, uint32_t si, const char *path, b
 	}
 	if (is_dir && (len & (v->csize - 1) || len > EXFAT_MAX_DIR_BYTES)) {
 		uint64_t fixed = len > EXFAT_MAX_DIR_BYTES ? EXFAT_MAX_DIR_BYTES : (len + v->csize - 1) & ~(v->csize - 1);
-		if (problem(v, "dir-size", path, pos, false, "round the size to whole clusters",
+		if (problem(v, "dir-size", fp(path), pos, false, "round the size to whole clusters",
 			    "directory size %llu is not a multiple of the cluster size or above 256 MiB",
 			    (unsigned long long)len)) {
 			st->data_length = htole64(fixed);
@@ -649,7 +680,7 @@ static int check_stream_data(struct dir_ctx *d, uint32_t si, const char *path, b
 		len = fixed;
 	}
 	if (first == 0) {
-		if (problem(v, "first-cluster", path, pos, false, "truncate to 0 bytes",
+		if (problem(v, "first-cluster", fp(path), pos, false, "truncate to 0 bytes",
 			    "size %llu but no first cluster", (unsigned long long)len)) {
 			st->data_length = 0, st->valid_data_length = 0;
 			st->flags &= (uint8_t)~EXFAT_SF_NO_FAT_CHAIN;
@@ -668,7 +699,7 @@ static int check_stream_data(struct dir_ctx *d, uint32_t si, const char *path, b
 		describe_stop(v, &ch, why, sizeof(why));
 		char repair[64];
 		snprintf(repair, sizeof(repair), "truncate to %llu bytes", (unsigned long long)keep);
-		if (problem(v, stop_code(ch.stop), path, pos, false, repair, "%s", why)) {
+		if (problem(v, stop_code(ch.stop), fp(path), pos, false, repair, "%s", why)) {
 			if (ch.count && !contiguous)
 				fat_set(v, ch.last, EXFAT_FAT_EOC);
 			st->data_length = htole64(keep);
@@ -682,7 +713,7 @@ static int check_stream_data(struct dir_ctx *d, uint32_t si, const char *path, b
 			len = keep;
 		}
 	} else if (ch.extra) {
-		if (problem(v, "chain-long", path, pos, true, "end the chain at the file size",
+		if (problem(v, "chain-long", fp(path), pos, true, "end the chain at the file size",
 			    "cluster chain continues past the %llu clusters the size needs (FAT entry of %u is 0x%08x)",
 			    (unsigned long long)want, ch.last, fat_get(v, ch.last)))
 			fat_set(v, ch.last, EXFAT_FAT_EOC);
@@ -690,7 +721,7 @@ static int check_stream_data(struct dir_ctx *d, uint32_t si, const char *path, b
 	vdl = exfat_le64(st->valid_data_length);
 	len = exfat_le64(st->data_length);
 	if (is_dir ? vdl != len : vdl > len) {
-		if (problem(v, "valid-length", path, pos, true, "set ValidDataLength to DataLength",
+		if (problem(v, "valid-length", fp(path), pos, true, "set ValidDataLength to DataLength",
 			    "ValidDataLength %llu %s DataLength %llu", (unsigned long long)vdl,
 			    is_dir ? "differs from" : "exceeds", (unsigned long long)len)) {
 			st->valid_data_length = htole64(len);
@@ -767,7 +798,7 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 	if (cap > EXFAT_MAX_NAME_LEN)
 		cap = EXFAT_MAX_NAME_LEN;
 	unsigned nl = st->name_length;
-	char *path = NULL;
+	struct fpath path = { dpath, name, 0, NULL };
 
 	/* The set's checksum as stored, over what SecondaryCount covers. */
 	bool csum_bad = false;
@@ -810,19 +841,15 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 			changed = true;
 		}
 	}
-	path = child_path(dpath, name, nl);
-	if (!path) {
-		fail_op(v, "out of memory");
-		return span;
-	}
+	path.len = nl;
 	if (sc != actual) {
-		if (problem(v, "secondary-count", path, pos, true, "set SecondaryCount to the entries present",
+		if (problem(v, "secondary-count", fp(&path), pos, true, "set SecondaryCount to the entries present",
 			    "SecondaryCount %u, but the set has %u secondary entries", sc, actual)) {
 			fe->secondary_count = (uint8_t)actual;
 			changed = true;
 		}
 	} else if (csum_bad) {
-		if (problem(v, "set-checksum", path, pos, true, "recompute the checksum",
+		if (problem(v, "set-checksum", fp(&path), pos, true, "recompute the checksum",
 			    "SetChecksum 0x%04x, expected 0x%04x", stored, exfat_set_checksum(fe_raw, span)))
 			changed = true;
 	}
@@ -852,18 +879,19 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 		const char *code = bad_chars ? "invalid-name" : is_dot_name(name, nl) ? "dot-name" : "duplicate-name";
 		char repair[PATH_CAP + 16];
 		snprintf(repair, sizeof(repair), "rename to %s", np ? np : "?");
-		if (newlen && problem(v, code, path, pos, false, repair, "%s", bad_chars ? "name has invalid characters" :
+		if (newlen && problem(v, code, fp(&path), pos, false, repair, "%s", bad_chars ? "name has invalid characters" :
 				      is_dot_name(name, nl) ? "name is \".\" or \"..\"" :
 				      "name already used in this directory (ignoring case)")) {
 			store_name(d, i, names, newname, newlen);
 			memcpy(name, newname, newlen * 2);
 			nl = newlen;
 			changed = true;
-			free(path);
-			path = np;
+			free(path.s);
+			path.s = np;
+			path.len = nl;
 			np = NULL;
 		} else if (!newlen) {
-			problem(v, code, path, pos, false, NULL, "name cannot be made valid and unique");
+			problem(v, code, fp(&path), pos, false, NULL, "name cannot be made valid and unique");
 		}
 		free(np);
 		exfat_upcase_name(v->upcase, name, nl, up);
@@ -872,35 +900,39 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 		fail_op(v, "out of memory");
 	uint16_t hash = exfat_name_hash(up, nl);
 	if (exfat_le16(st->name_hash) != hash &&
-	    problem(v, "name-hash", path, pos, true, "recompute the hash",
+	    problem(v, "name-hash", fp(&path), pos, true, "recompute the hash",
 		    "NameHash 0x%04x, expected 0x%04x", exfat_le16(st->name_hash), hash)) {
 		st->name_hash = htole16(hash);
 		changed = true;
 	}
 
-	check_timestamps(d, i, path, &changed);
+	check_timestamps(d, i, &path, &changed);
 	bool is_dir = exfat_le16(fe->attributes) & EXFAT_ATTR_DIRECTORY;
 	uint32_t *clusters = NULL, count = 0;
-	check_stream_data(d, i + 1, path, is_dir, &clusters, &count, &changed);
+	check_stream_data(d, i + 1, &path, is_dir, &clusters, &count, &changed);
 
 	if (changed) {
 		fe->set_checksum = htole16(exfat_set_checksum(fe_raw, span));
 		touch(d, i, span);
-	} else if (exfat_le16(fe->set_checksum) != exfat_set_checksum(fe_raw, span)) {
-		/* Reached when SecondaryCount was wrong but left alone. */
 	}
 	if (is_dir) {
 		v->r->directories++;
 		if (count) {
-			push_dir(v, path, clusters, count, d->job->depth + 1);
-			path = NULL;
+			fp(&path);
+			if (!path.s) {
+				fail_op(v, "out of memory");
+				free(clusters);
+				return span;
+			}
+			push_dir(v, path.s, clusters, count, d->job->depth + 1);
+			path.s = NULL;
 		} else {
 			free(clusters);
 		}
 	} else {
 		v->r->files++;
 	}
-	free(path);
+	free(path.s);
 	return span;
 }
 
