@@ -1769,11 +1769,15 @@ int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts
 		goto done;
 	v.r->directories = 1;
 	bool root_done = false;
+	uint64_t dirs_done = 0;
 	while (v.nstack && !v.failed && !v.quit) {
 		struct dir_job job = v.stack[--v.nstack];
 		check_dir(&v, &job, !root_done);
 		root_done = true;
 		free(job.path), free(job.clusters);
+		dirs_done++;
+		if (opts->progress)
+			opts->progress(opts->ctx, dirs_done, v.r->directories, v.r->files);
 	}
 	if (v.failed || v.quit)
 		goto done;

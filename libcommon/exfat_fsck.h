@@ -39,6 +39,8 @@ struct exfat_fsck_opts {
 	void (*report)(void *ctx, const struct exfat_fsck_problem *p, bool repaired);
 	/* Notes that are not errors (volume was dirty, ...). */
 	void (*note)(void *ctx, const char *message);
+	/* After each directory: directories checked and known so far, files. */
+	void (*progress)(void *ctx, uint64_t dirs_done, uint64_t dirs_known, uint64_t files);
 	void *ctx;
 };
 

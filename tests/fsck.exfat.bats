@@ -515,3 +515,14 @@ same() {
 	[ "$status" -eq 1 ]
 	run -0 "$KBOX" fsck.exfat -n "$IMG"
 }
+
+@test "-P shows progress on a terminal and clears it; nothing without one" {
+	require_cmd script
+	run script -qec "$KBOX fsck.exfat -n -P $IMG" /dev/null
+	[ "$status" -eq 0 ]
+	assert_output --partial "directories, "
+	assert_output --partial "clean, 24 files"
+	run --separate-stderr "$KBOX" fsck.exfat -n -P "$IMG"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+}

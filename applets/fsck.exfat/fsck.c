@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -34,14 +35,15 @@ struct recorded {
 
 struct run {
 	enum mode mode;
-	bool verbose, json, yes_to_all;
+	bool verbose, json, yes_to_all, progress_shown;
+	struct timespec last_progress;
 	FILE *tty;
 	struct recorded *list;
 	size_t nlist, caplist;
 };
 
 static const char usage[] =
-	"Usage: fsck.exfat [-n|-y|-p|-a|-r] [-b] [-s] [-v] [-z UNDO] [--json] DEVICE|FILE\n"
+	"Usage: fsck.exfat [-n|-y|-p|-a|-r] [-b] [-s] [-v] [-P] [-z UNDO] [--json] DEVICE|FILE\n"
 	"       fsck.exfat --rollback UNDO [--force] DEVICE|FILE\n"
 	"Check an exFAT filesystem and repair it without losing files.\n"
 	"\n"
@@ -57,7 +59,8 @@ static const char usage[] =
 	"      --rollback FILE  write the blocks saved in FILE back to the device\n"
 	"      --force      roll back even if the device changed after the repair\n"
 	"      --json       print a machine-readable report on stdout\n"
-	"  -v               also print notes (dirty volume, ...) and statistics\n"
+	"  -v               also print notes (dirty volume, ...)\n"
+	"  -P, --progress   show progress on the terminal\n"
 	"  -V, --version    print the version\n"
 	"  -h, --help       print this help\n"
 	"\n"
@@ -77,6 +80,9 @@ static enum exfat_fsck_decision ask(struct run *run, const struct exfat_fsck_pro
 	if (!run->tty)
 		return EXFAT_FSCK_SKIP;
 	for (;;) {
+		if (run->progress_shown)
+			fputs("\r\033[K", stderr);
+		run->progress_shown = false;
 		fprintf(stderr, "%s: %s%s%s. %s? [y]es [n]o [a]ll [q]uit: ", kb_name(), p->path,
 			*p->path ? ": " : "", p->message, p->repair);
 		fflush(stderr);
@@ -119,6 +125,9 @@ static char *dup_or_null(const char *s)
 static void report(void *ctx, const struct exfat_fsck_problem *p, bool repaired)
 {
 	struct run *run = ctx;
+	if (run->progress_shown)
+		fputs("\r\033[K", stderr);
+	run->progress_shown = false;
 	fprintf(stderr, "%s: %s%s%s (at 0x%llx)%s%s\n", kb_name(), p->path, *p->path ? ": " : "", p->message,
 		(unsigned long long)p->offset, repaired ? ": repaired: " : p->repair ? ": not repaired" : ": cannot be repaired",
 		repaired ? p->repair : "");
@@ -140,6 +149,22 @@ static void note(void *ctx, const char *message)
 	struct run *run = ctx;
 	if (run->verbose)
 		fprintf(stderr, "%s: note: %s\n", kb_name(), message);
+}
+
+/* -P: one rewritten line on the terminal, at most ten times a second. */
+static void progress(void *ctx, uint64_t dirs_done, uint64_t dirs_known, uint64_t files)
+{
+	struct run *run = ctx;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t ms = (now.tv_sec - run->last_progress.tv_sec) * 1000 + (now.tv_nsec - run->last_progress.tv_nsec) / 1000000;
+	if (run->progress_shown && ms < 100)
+		return;
+	run->last_progress = now;
+	run->progress_shown = true;
+	fprintf(stderr, "\r%s: %llu/%llu directories, %llu files\033[K", kb_name(), (unsigned long long)dirs_done,
+		(unsigned long long)dirs_known, (unsigned long long)files);
+	fflush(stderr);
 }
 
 static int refuse_if_mounted(int fd, const char *dev, bool writing)
@@ -242,6 +267,7 @@ static int fsck_exfat_main(int argc, char **argv)
 		{ "rollback", required_argument, NULL, OPT_ROLLBACK },
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "progress", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -251,7 +277,7 @@ static int fsck_exfat_main(int argc, char **argv)
 	const char *undo_path = NULL, *rollback_path = NULL;
 	bool force = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "nypabrsvz:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "nypabrsvPz:hV", longopts, NULL)) != -1) {
 		enum mode m = MODE_DEFAULT;
 		switch (c) {
 		case 'n': m = MODE_CHECK; break;
@@ -261,6 +287,7 @@ static int fsck_exfat_main(int argc, char **argv)
 		case 'b': opts.use_backup = true; break;
 		case 's': opts.rescue = true; break;
 		case 'v': run.verbose = true; break;
+		case 'P': if (isatty(STDERR_FILENO)) opts.progress = progress; break;
 		case 'z': undo_path = optarg; break;
 		case OPT_ROLLBACK: rollback_path = optarg; break;
 		case OPT_FORCE: force = true; break;
@@ -321,6 +348,8 @@ static int fsck_exfat_main(int argc, char **argv)
 
 	struct exfat_fsck_result r;
 	exfat_fsck_run(fd, size, &opts, &r);
+	if (run.progress_shown)
+		fputs("\r\033[K", stderr);
 	if (opts.undo && kb_undo_close(opts.undo) < 0) {
 		kb_warn_errno("%s: undo file", undo_path);
 		r.fatal = r.operational = true;
