@@ -565,8 +565,11 @@ static void touch(struct dir_ctx *d, uint32_t first, uint32_t count)
 
 static void delete_entries(struct dir_ctx *d, uint32_t first, uint32_t count)
 {
-	for (uint32_t i = first; i < first + count && i < d->nentries; i++)
-		entry_at(d, i)[0] &= (uint8_t)~EXFAT_ENTRY_IN_USE;
+	for (uint32_t i = first; i < first + count && i < d->nentries; i++) {
+		uint8_t *t = entry_at(d, i);
+		/* Type 0x80 without InUse would read as an end-of-directory mark. */
+		*t = *t & (uint8_t)~EXFAT_ENTRY_IN_USE ? *t & (uint8_t)~EXFAT_ENTRY_IN_USE : 0x01;
+	}
 	touch(d, first, count);
 }
 
