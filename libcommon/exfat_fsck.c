@@ -1782,6 +1782,13 @@ int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts
 		if (opts->progress)
 			opts->progress(opts->ctx, dirs_done, v.r->directories, v.r->files);
 	}
+	if (v.quit && !v.failed) {
+		/* Repairs already made stay whole (a truncated size with its
+		 * end-of-chain mark); the dirty mark stays for the next check. */
+		write_fat(&v);
+		if (v.dirty_set)
+			flush(&v);
+	}
 	if (v.failed || v.quit)
 		goto done;
 	check_bitmap(&v);
