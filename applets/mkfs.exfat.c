@@ -413,10 +413,13 @@ static int mkfs_exfat_main(int argc, char **argv)
 		refuse(&o, &t, "%s", err);
 
 	/* Everything is decided; from here on the target is written. */
-	if (!o.nodiscard && S_ISBLK(t.st.st_mode) && kb_dev_discard(t.fd, 0, t.dev_size) < 0 &&
+	/* Discard and signature erasure stay within what is formatted: the whole
+	 * target, or its first SIZE bytes (data after them is left alone). */
+	if (!o.nodiscard && S_ISBLK(t.st.st_mode) && kb_dev_discard(t.fd, 0, usable) < 0 &&
 	    errno != EOPNOTSUPP && o.verbose)
 		kb_warn_errno("%s: discard failed (continuing)", o.path);
-	if (kb_signatures_wipe(t.fd, 0, 0, print_signature, &o) < 0)
+	/* An image that is all holes holds no signature: skip the probing. */
+	if (kb_range_has_data(t.fd, 0, usable) && kb_signatures_wipe(t.fd, 0, usable, print_signature, &o) < 0)
 		kb_die_errno(1, "%s: cannot erase old signatures", o.path);
 	if (o.partition >= 0) {
 		uint64_t start, size;

@@ -184,3 +184,16 @@ int kb_zero_range(int fd, uint64_t off, uint64_t len, uint64_t *written)
 	}
 	return 0;
 }
+
+int kb_range_has_data(int fd, uint64_t off, uint64_t len)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return 1;
+	if (off >= (uint64_t)st.st_size || len == 0)
+		return 0;
+	off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+	if (data < 0)
+		return errno == ENXIO ? 0 : 1;
+	return (uint64_t)data < off + len;
+}

@@ -31,4 +31,9 @@ int kb_dev_discard(int fd, uint64_t off, uint64_t len);
  * increased by the bytes written as plain zeros. */
 int kb_zero_range(int fd, uint64_t off, uint64_t len, uint64_t *written);
 
+/* 0 when [off, off+len) of a regular file holds no data at all (only holes
+ * or past the end: it reads as zeros without reading), 1 otherwise (data
+ * found, a block device, or no SEEK_DATA support). */
+int kb_range_has_data(int fd, uint64_t off, uint64_t len);
+
 #endif

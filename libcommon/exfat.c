@@ -37,6 +37,14 @@ void exfat_fill_checksum_sector(void *sector, unsigned sector_size, uint32_t che
 		exfat_put_le32(p + i, checksum);
 }
 
+/* Rotate right by one, then add: the 16-bit checksum step (unsigned math:
+ * a uint16_t shifted would be promoted to int and could overflow). */
+static inline uint16_t rotate16(uint16_t sum, unsigned byte)
+{
+	uint32_t s = sum;
+	return (uint16_t)(((s << 15) | (s >> 1)) + byte);
+}
+
 uint16_t exfat_set_checksum(const void *entries, unsigned count)
 {
 	const uint8_t *p = entries;
@@ -45,7 +53,7 @@ uint16_t exfat_set_checksum(const void *entries, unsigned count)
 	for (size_t i = 0; i < len; i++) {
 		if (i == 2 || i == 3)   /* the SetChecksum field itself */
 			continue;
-		sum = (uint16_t)(((sum << 15) | (sum >> 1)) + p[i]);
+		sum = rotate16(sum, p[i]);
 	}
 	return sum;
 }
@@ -54,8 +62,8 @@ uint16_t exfat_name_hash(const uint16_t *upcased, unsigned len)
 {
 	uint16_t hash = 0;
 	for (unsigned i = 0; i < len; i++) {
-		hash = (uint16_t)(((hash << 15) | (hash >> 1)) + (upcased[i] & 0xff));
-		hash = (uint16_t)(((hash << 15) | (hash >> 1)) + (upcased[i] >> 8));
+		hash = rotate16(hash, upcased[i] & 0xff);
+		hash = rotate16(hash, upcased[i] >> 8);
 	}
 	return hash;
 }

@@ -316,15 +316,9 @@ static int copy_file(struct writer *w, const struct exfat_tree_node *n)
 		left -= (uint64_t)r;
 	}
 	close(in);
-	if (rc < 0)
-		return -1;
-	/* Zero the tail of the last cluster: a device may hold old data there. */
-	uint64_t end = cluster_off(w->f, n->first_cluster) + (uint64_t)n->clusters * w->f->geo.cluster_size;
-	if (sw_zeros(&w->sw, off, end - off) < 0) {
-		snprintf(w->err, w->err_len, "write: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
+	/* The last cluster's tail is past ValidDataLength: never read, so not
+	 * written (like any free cluster, it keeps what the medium held). */
+	return rc;
 }
 
 static int write_children(struct writer *w, const struct exfat_tree_node *dir)
@@ -350,6 +344,18 @@ static int write_region(struct exfat_format *f, const void *buf, size_t len, uin
 		return -1;
 	f->bytes_written += len;
 	return kb_zero_range(f->fd, off + len, region - len, &f->bytes_written);
+}
+
+/* How much of a region to write for `used` bytes: whole pages (so no
+ * partly written file-system block remains to be zeroed separately), at
+ * least whole sectors, never past the region. */
+static size_t write_span(uint64_t used, uint64_t ss, uint64_t region)
+{
+	uint64_t unit = ss > 4096 ? ss : 4096;
+	uint64_t n = div_round_up(used, unit) * unit;
+	if (n > region)
+		n = div_round_up(used, ss) * ss;
+	return (size_t)n;
 }
 
 static int zero_heap(struct exfat_format *f)
@@ -384,7 +390,7 @@ int exfat_format_write(struct exfat_format *f, char *err, size_t err_len)
 
 	/* FAT: the used entries, then zeros to the end of the FAT where needed. */
 	uint64_t fat_entries = EXFAT_FIRST_CLUSTER + (uint64_t)f->used_clusters;
-	size_t fat_bytes = (size_t)div_round_up(fat_entries * 4, ss) * ss;
+	size_t fat_bytes = write_span(fat_entries * 4, ss, (uint64_t)g->fat_length << g->sector_shift);
 	buf = calloc(1, fat_bytes);
 	if (!buf) {
 		ERR("out of memory");
@@ -400,7 +406,7 @@ int exfat_format_write(struct exfat_format *f, char *err, size_t err_len)
 	free(buf);
 
 	/* Allocation bitmap: the used clusters are 2 .. 2+used-1, contiguous. */
-	size_t bm_bytes = (size_t)div_round_up(div_round_up(f->used_clusters, 8), ss) * ss;
+	size_t bm_bytes = write_span(div_round_up(f->used_clusters, 8), ss, (uint64_t)g->bitmap_clusters * cs);
 	buf = calloc(1, bm_bytes);
 	if (!buf) {
 		ERR("out of memory");
@@ -453,12 +459,9 @@ int exfat_format_write(struct exfat_format *f, char *err, size_t err_len)
 		ERR("write: %s", strerror(errno));
 		goto out_sw;
 	}
-	if (fsync(f->fd) < 0) {
-		ERR("fsync: %s", strerror(errno));
-		goto out_sw;
-	}
-
-	/* Boot regions last: backup first, then main. */
+	/* Boot regions last, backup first, then one fsync for everything: the
+	 * old signatures are already erased, so an interrupted format leaves no
+	 * stale filesystem behind, and a second flush would double the cost. */
 	struct exfat_boot_sector bs;
 	exfat_boot_sector_init(&bs, g, f->serial, f->percent_in_use);
 	size_t region = (size_t)ss * EXFAT_BOOT_REGION_SECTORS;

@@ -66,9 +66,8 @@ struct exfat_format {
 int exfat_format_plan(struct exfat_format *f, char *err, size_t err_len);
 /* Writes the volume: FAT and bitmap (their used part, zeroing the rest only
  * where the medium holds data), up-case table, directories, file contents,
- * fsync, then the backup and main boot regions and fsync again, so an
- * interrupted format never leaves a valid-looking volume. Returns 0, or -1
- * with a one-line reason in err. */
+ * then the backup and main boot regions, then fsync. Returns 0, or -1 with
+ * a one-line reason in err. */
 int exfat_format_write(struct exfat_format *f, char *err, size_t err_len);
 void exfat_format_release(struct exfat_format *f);
 

@@ -392,3 +392,33 @@ part1() {
 	assert_success
 	check_image "$IMG" 512 512 ""
 }
+
+@test "a loop device is discarded unless -K (the backing file loses its old blocks)" {
+	require_root
+	head -c $((32 << 20)) /dev/zero | tr '\0' '\252' > "$IMG"
+	LOOP=$(losetup -f --show "$IMG")
+	run kb mkfs.exfat -q -K "$LOOP"
+	assert_success
+	sync
+	[ $(( $(stat -c '%b * %B' "$IMG") )) -ge $((30 << 20)) ]
+	run kb mkfs.exfat -q "$LOOP"
+	assert_success
+	sync
+	# The loop driver turns discard into hole punching in the image.
+	[ $(( $(stat -c '%b * %B' "$IMG") )) -le $((4 << 20)) ]
+	run fsck.exfat -n "$LOOP"
+	assert_success
+}
+
+@test "SIZE below a file's size formats only that much and leaves the rest alone" {
+	head -c $((8 << 20)) /dev/zero > "$IMG"
+	head -c $((8 << 20)) /dev/urandom >> "$IMG"
+	tail_sum=$(tail -c $((8 << 20)) "$IMG" | sha256sum)
+	run kb mkfs.exfat -q "$IMG" 8M
+	assert_success
+	run stat -c %s "$IMG"
+	assert_output $((16 << 20))
+	[ "$(tail -c $((8 << 20)) "$IMG" | sha256sum)" = "$tail_sum" ]
+	run dump_field "$IMG" "Volume Length(sectors)"
+	assert_output 16384
+}
