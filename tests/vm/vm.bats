@@ -231,3 +231,12 @@ setup_file() {
 	assert_equal "$status" 125
 	assert_output --partial "VM timed out after 4s"
 }
+
+@test "kbox fsck.exfat finds the kernel driver's image clean" {
+	require_applet fsck.exfat
+	vm_result exfat_write
+	assert_success
+	run "$KBOX" fsck.exfat -n "$EXFAT_IMG"
+	assert_success
+	assert_output --partial "clean"
+}

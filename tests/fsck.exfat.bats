@@ -1,0 +1,528 @@
+#!/usr/bin/env bats
+# fsck.exfat: clean images check clean; each check is shown by damaging a
+# fresh kbox-made, -d populated image in exactly that way and asserting the
+# diagnosis (by its --json code), the repair, the exit codes, a clean
+# recheck (kbox and Debian's exfatprogs) and that kept files are unchanged.
+load test_helper
+
+loc() { "$KBOX_TESTBIN/exfat-locate" "$IMG" "$@"; }
+# poke OFFSET BYTE...: writes bytes (hex) at OFFSET.
+poke() {
+	local off=$1 hex=""; shift
+	for b in "$@"; do hex+="\\x$b"; done
+	printf "$hex" | dd of="$IMG" bs=1 seek="$off" conv=notrunc status=none
+}
+le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+le64() { le32 $(($1 & 0xffffffff)); printf ' '; le32 $(($1 >> 32)); }
+field() { loc entry "$1" | cut -d' ' -f"$2"; }   # 1 offset, 2 first cluster, 3 size
+set_fat() { poke "$(loc fat "$1")" $(le32 "$2"); }
+
+setup_file() {
+	require_applet fsck.exfat 2>/dev/null || return 0
+	TREE=$BATS_FILE_TMPDIR/tree
+	mkdir -p "$TREE/dir/sub"
+	echo hello > "$TREE/a.txt"
+	head -c 20000 /dev/urandom > "$TREE/dir/b.bin"
+	head -c 300000 /dev/urandom > "$TREE/dir/sub/c.bin"
+	echo keep > "$TREE/keep.txt"
+	for i in $(seq 1 20); do echo "$i" > "$TREE/dir/n$i"; done
+	"$KBOX" mkfs.exfat -q -L label -d "$TREE" "$BATS_FILE_TMPDIR/base.img" 64M
+}
+
+setup() {
+	require_applet fsck.exfat
+	require_applet mkfs.exfat
+	TREE=$BATS_FILE_TMPDIR/tree
+	IMG=$BATS_TEST_TMPDIR/t.img
+	cp --sparse=always "$BATS_FILE_TMPDIR/base.img" "$IMG"
+}
+
+# detect CODE: a read-only check exits 4 and reports CODE.
+detect() {
+	run -4 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
+	echo "$output" | jq -e --arg c "$1" '.problems | map(.code) | index($c) != null' >/dev/null ||
+		fail "expected a '$1' problem, got: $output $stderr"
+	echo "$output" | jq -e '.exit_code == 4 and .clean == false' >/dev/null
+}
+
+# repair [OPTS]: -y exits 1, then kbox and Debian find the image clean.
+repair() {
+	run -1 "$KBOX" fsck.exfat -y "$@" "$IMG"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "clean"
+	if command -v /usr/sbin/fsck.exfat >/dev/null; then
+		run -0 /usr/sbin/fsck.exfat -n "$IMG"
+	fi
+}
+
+# same IMGPATH TREEPATH [BYTES]: the file reads back (through exfat-fuse) as
+# the tree's file, or its first BYTES bytes.
+same() {
+	require_root
+	require_cmd mount.exfat-fuse
+	local mnt=$BATS_TEST_TMPDIR/mnt dev
+	mkdir -p "$mnt"
+	dev=$(losetup -f --show -r "$IMG")
+	mount.exfat-fuse -o ro "$dev" "$mnt" >/dev/null 2>&1 || { losetup -d "$dev"; fail "exfat-fuse mount failed"; }
+	local rc=0
+	while [ $# -ge 2 ]; do
+		if [[ ${3:-} =~ ^[0-9]+$ ]]; then
+			cmp -s "$mnt/$1" <(head -c "$3" "$TREE/$2") || rc=1
+			[ "$(stat -c %s "$mnt/$1")" -eq "$3" ] || rc=1
+			shift 3
+		else
+			cmp -s "$mnt/$1" "$TREE/$2" || rc=1
+			shift 2
+		fi
+	done
+	umount "$mnt"; losetup -d "$dev"
+	[ "$rc" -eq 0 ] || fail "file contents differ after the repair"
+}
+
+# ---- clean images --------------------------------------------------------
+
+@test "kbox-made images check clean (kbox and Debian agree)" {
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "clean, 24 files, 3 directories"
+	run -0 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
+	echo "$output" | jq -e '.clean and .exit_code == 0 and .files == 24 and (.problems | length) == 0'
+	for size in 8M 300M 40G; do
+		rm -f "$IMG"
+		"$KBOX" mkfs.exfat -q "$IMG" "$size"
+		run -0 "$KBOX" fsck.exfat -n "$IMG"
+	done
+	rm -f "$IMG"; "$KBOX" mkfs.exfat -q -s 4096 -c 64K "$IMG" 1G
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+}
+
+@test "Debian mkfs.exfat images check clean" {
+	require_cmd mkfs.exfat
+	for args in "-c 4096" "-c 1M" "-s 4096" "-L x"; do
+		rm -f "$IMG"; truncate -s 300M "$IMG"
+		/usr/sbin/mkfs.exfat $args "$IMG" >/dev/null 2>&1 || continue
+		run -0 "$KBOX" fsck.exfat -n "$IMG"
+	done
+	rm -f "$IMG"; truncate -s 3T "$IMG"; /usr/sbin/mkfs.exfat "$IMG" >/dev/null
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+}
+
+@test "images written by exfat-fuse on a loop device check clean" {
+	require_root
+	require_cmd mount.exfat-fuse
+	rm -f "$IMG"; truncate -s 64M "$IMG"; /usr/sbin/mkfs.exfat "$IMG" >/dev/null
+	local mnt=$BATS_TEST_TMPDIR/mnt dev
+	mkdir -p "$mnt"
+	dev=$(losetup -f --show "$IMG")
+	mount.exfat-fuse "$dev" "$mnt" >/dev/null 2>&1
+	cp -r "$TREE"/. "$mnt"/
+	mkdir "$mnt/Ünïcödé dir"; echo x > "$mnt/Ünïcödé dir/ファイル.txt"
+	rm "$mnt/dir/n3" "$mnt/dir/n7"
+	head -c 3000000 /dev/urandom > "$mnt/big"
+	umount "$mnt"; losetup -d "$dev"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "clean, 24 files, 4 directories"
+}
+
+# ---- boot region ---------------------------------------------------------
+
+@test "boot-region: a damaged main boot region is restored from the backup" {
+	poke 200 aa
+	detect boot-region
+	repair
+	cmp <(head -c 6144 "$IMG" | od -An -tx1 -v | sed 1,7d) <(tail -c +6145 "$IMG" | head -c 6144 | od -An -tx1 -v | sed 1,7d)
+	same a.txt a.txt dir/sub/c.bin dir/sub/c.bin
+}
+
+@test "backup-boot-region: a backup that differs from the main region is rewritten" {
+	poke $((12 * 512 + 300)) 55
+	detect backup-boot-region
+	repair
+	# Equal but for VolumeFlags and PercentInUse (bytes 107, 108, 113 counted from 1).
+	run cmp -l <(head -c 6144 "$IMG") <(tail -c +6145 "$IMG" | head -c 6144)
+	[ -z "$(echo "$output" | awk '$1 != 107 && $1 != 108 && $1 != 113')" ]
+}
+
+@test "-b takes the backup boot region" {
+	poke 200 aa
+	run -1 "$KBOX" fsck.exfat -y -b "$IMG"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+}
+
+@test "not an exFAT filesystem: operational error 8" {
+	truncate -s 0 "$IMG"; truncate -s 8M "$IMG"
+	run -8 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "not an exFAT filesystem"
+}
+
+# ---- FAT -----------------------------------------------------------------
+
+@test "fat-head: FAT[0] and FAT[1] are restored" {
+	set_fat 0 0
+	detect fat-head
+	repair
+	[ "$(od -An -tx4 -j "$(loc fat 0)" -N4 "$IMG" | tr -d ' ')" = fffffff8 ]
+}
+
+@test "chain-broken: a BAD cluster in a chain truncates the file there, keeping the data before it" {
+	local first; first=$(field /dir/sub/c.bin 2)
+	set_fat $((first + 2)) 0xFFFFFFF7
+	detect chain-broken
+	repair
+	[ "$(field /dir/sub/c.bin 3)" -eq 12288 ]
+	same dir/sub/c.bin dir/sub/c.bin 12288 a.txt a.txt
+}
+
+@test "chain-broken: an out-of-range cluster number" {
+	local first; first=$(field /dir/b.bin 2)
+	set_fat "$first" 0x0FFFFFF0
+	detect chain-broken
+	repair
+	same dir/b.bin dir/b.bin 4096
+}
+
+@test "chain-loop: a loop is cut and the file keeps its clusters up to it" {
+	local first; first=$(field /dir/sub/c.bin 2)
+	set_fat $((first + 3)) $((first + 1))
+	detect chain-loop
+	repair
+	same dir/sub/c.bin dir/sub/c.bin 16384
+}
+
+@test "cross-link: a cluster shared by two files goes to the first, the second is truncated" {
+	local b c; b=$(field /dir/b.bin 2); c=$(field /dir/sub/c.bin 2)
+	set_fat "$b" $((c + 1))
+	detect cross-link
+	repair
+	run -0 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
+	same a.txt a.txt keep.txt keep.txt
+}
+
+@test "chain-short: a chain shorter than the size truncates the size" {
+	local first; first=$(field /dir/sub/c.bin 2)
+	set_fat $((first + 5)) 0xFFFFFFFF
+	detect chain-short
+	repair
+	same dir/sub/c.bin dir/sub/c.bin 24576
+}
+
+@test "chain-long: a chain longer than the size is ended at the size" {
+	local first; first=$(field /a.txt 2)
+	set_fat "$first" 5000
+	detect chain-long
+	repair
+	same a.txt a.txt
+}
+
+@test "first-cluster: a first cluster outside the heap leaves an empty file" {
+	local off; off=$(field /dir/b.bin 1)
+	poke $((off + 32 + 20)) $(le32 0x0FFFFFF0)
+	loc fixsum /dir/b.bin
+	detect first-cluster
+	repair
+	[ "$(field /dir/b.bin 3)" -eq 0 ]
+	same a.txt a.txt dir/sub/c.bin dir/sub/c.bin
+}
+
+# ---- allocation bitmap ---------------------------------------------------
+
+@test "bitmap-free-in-use: a used cluster marked free is marked used" {
+	local first bm; first=$(field /dir/sub/c.bin 2); bm=$(loc bitmap | cut -d' ' -f1)
+	local byte=$((bm + (first - 2) / 8)) v
+	v=$(od -An -tu1 -j "$byte" -N1 "$IMG")
+	poke "$byte" "$(printf %02x $((v & ~(1 << ((first - 2) % 8)) & 255)))"
+	detect bitmap-free-in-use
+	repair
+	[ "$(od -An -tu1 -j "$byte" -N1 "$IMG")" -eq "$v" ]
+}
+
+@test "bitmap-orphan: clusters marked used that nothing owns are freed" {
+	local bm; bm=$(loc bitmap | cut -d' ' -f1)
+	poke $((bm + 1000)) ff
+	detect bitmap-orphan
+	repair
+	[ "$(od -An -tu1 -j $((bm + 1000)) -N1 "$IMG")" -eq 0 ]
+}
+
+@test "bitmap-size: a wrong allocation bitmap size is corrected" {
+	local at; at=$(loc bitmap | cut -d' ' -f2)
+	poke $((at + 24)) $(le64 100)
+	detect bitmap-size
+	repair
+}
+
+# ---- up-case table -------------------------------------------------------
+
+@test "upcase-table: a damaged up-case table is rewritten with the default one" {
+	local t; t=$(loc upcase | cut -d' ' -f1)
+	poke $((t + 10)) 00 00
+	detect upcase-table
+	repair
+	same a.txt a.txt
+}
+
+# ---- directory entries ---------------------------------------------------
+
+@test "set-checksum: a wrong SetChecksum is recomputed" {
+	local off; off=$(field /a.txt 1)
+	poke $((off + 2)) 12 34
+	detect set-checksum
+	repair
+	same a.txt a.txt
+}
+
+@test "name-hash: a wrong NameHash is recomputed" {
+	local off; off=$(field /keep.txt 1)
+	poke $((off + 32 + 4)) 00 00
+	loc fixsum /keep.txt
+	detect name-hash
+	repair
+	same keep.txt keep.txt
+}
+
+@test "name-length: a NameLength the name entries cannot hold is corrected" {
+	local off; off=$(field /keep.txt 1)
+	poke $((off + 32 + 3)) 28
+	loc fixsum "$off"
+	detect name-length
+	repair
+	same keep.txt keep.txt
+}
+
+@test "secondary-count: a SecondaryCount beyond the set is corrected" {
+	local off; off=$(field /a.txt 1)
+	poke $((off + 1)) 05
+	loc fixsum /a.txt || true
+	detect secondary-count
+	repair
+	same a.txt a.txt keep.txt keep.txt
+}
+
+@test "invalid-name: invalid characters are replaced, the file kept" {
+	local off; off=$(field /a.txt 1)
+	poke $((off + 64 + 2)) 3a 00
+	loc fixsum /:.txt
+	detect invalid-name
+	repair
+	same _.txt a.txt
+}
+
+@test "duplicate-name: a case-insensitive duplicate is renamed, both files kept" {
+	local off; off=$(field /dir/n1 1)
+	poke $((off + 64 + 2)) 4e 00 32 00   # n1 -> N2, a duplicate of n2
+	loc fixsum /dir/N2
+	detect duplicate-name
+	repair
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	# The first of the two in directory order keeps its name.
+	same dir/N2 dir/n1 "dir/n2~1" dir/n2
+}
+
+@test "dot-name: a file named '.' is renamed" {
+	local off; off=$(field /a.txt 1)
+	poke $((off + 32 + 3)) 01
+	poke $((off + 64 + 2)) 2e 00
+	loc fixsum /.
+	detect dot-name
+	repair
+	same _ a.txt 2>/dev/null || same "_~1" a.txt
+}
+
+@test "valid-length: ValidDataLength above DataLength is lowered" {
+	local off size; off=$(field /dir/b.bin 1); size=$(field /dir/b.bin 3)
+	poke $((off + 32 + 8)) $(le64 $((size + 5000)))
+	loc fixsum /dir/b.bin
+	detect valid-length
+	repair
+	same dir/b.bin dir/b.bin
+}
+
+@test "timestamp: an invalid modification time is replaced" {
+	local off; off=$(field /keep.txt 1)
+	poke $((off + 12)) ff ff ff ff
+	loc fixsum /keep.txt
+	detect timestamp
+	repair
+	same keep.txt keep.txt
+}
+
+@test "dir-size: a directory size that is not a cluster multiple is rounded" {
+	local off; off=$(field /dir 1)
+	poke $((off + 32 + 24)) $(le64 4196)
+	poke $((off + 32 + 8)) $(le64 4196)
+	loc fixsum /dir
+	detect dir-size
+	repair
+	same dir/b.bin dir/b.bin dir/sub/c.bin dir/sub/c.bin
+}
+
+@test "label-length: a volume label longer than 11 characters is cut" {
+	local at; at=$(loc type 0x83)
+	poke $((at + 1)) 0f
+	detect label-length
+	repair
+}
+
+@test "entry-after-end: entries after the end-of-directory mark are zeroed" {
+	local eod; eod=$(loc type 0)
+	poke $((eod + 64)) 85 02
+	detect entry-after-end
+	repair
+	same a.txt a.txt
+}
+
+@test "unknown-entry and orphan-entry: stray entries are deleted, nothing else changes" {
+	local eod; eod=$(loc type 0)
+	poke "$eod" 8f
+	poke $((eod + 32)) c1
+	run -4 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
+	echo "$output" | jq -e '[.problems[].code] | index("unknown-entry") != null and index("orphan-entry") != null'
+	repair
+	same a.txt a.txt keep.txt keep.txt
+}
+
+@test "stream-missing: a file entry without its stream entry is removed" {
+	local off; off=$(field /a.txt 1)
+	poke $((off + 32)) 40
+	detect stream-missing
+	repair
+	same keep.txt keep.txt
+}
+
+# ---- modes, exit codes, safety --------------------------------------------
+
+@test "usage errors exit 16; a missing device exits 8" {
+	run -16 "$KBOX" fsck.exfat
+	run -16 "$KBOX" fsck.exfat -n -y "$IMG"
+	run -16 "$KBOX" fsck.exfat --bogus "$IMG"
+	run -16 "$KBOX" fsck.exfat -n -z "$BATS_TEST_TMPDIR/u" "$IMG"
+	run -8 "$KBOX" fsck.exfat -n "$BATS_TEST_TMPDIR/nonexistent"
+	run -0 "$KBOX" fsck.exfat -h
+	assert_output --partial "Exit status"
+	run -0 "$KBOX" fsck.exfat --version
+}
+
+@test "no mode without a terminal checks only; -n never writes" {
+	local off; off=$(field /a.txt 1)
+	poke $((off + 2)) 12 34
+	local before; before=$(sha256sum < "$IMG")
+	run -4 "$KBOX" fsck.exfat "$IMG" < /dev/null
+	run -4 "$KBOX" fsck.exfat -n "$IMG"
+	[ "$(sha256sum < "$IMG")" = "$before" ]
+}
+
+@test "-p repairs the safe problems and leaves truncations: exit 4, then -y: exit 1" {
+	local off first; off=$(field /a.txt 1); first=$(field /dir/sub/c.bin 2)
+	poke $((off + 2)) 12 34
+	set_fat $((first + 3)) $((first + 1))
+	run -4 --separate-stderr "$KBOX" fsck.exfat -p --json "$IMG"
+	echo "$output" | jq -e '.problems | map(select(.code == "set-checksum"))[0].repaired == true'
+	echo "$output" | jq -e '.problems | map(select(.code == "chain-loop"))[0].repaired == false'
+	run -4 "$KBOX" fsck.exfat -a "$IMG"
+	repair
+}
+
+@test "VolumeDirty is clear after a repair" {
+	local off; off=$(field /a.txt 1)
+	poke $((off + 2)) 12 34
+	run -1 "$KBOX" fsck.exfat -y "$IMG"
+	[ $(( $(od -An -tu2 -j 106 -N2 "$IMG") & 2 )) -eq 0 ]
+}
+
+@test "a mounted filesystem is not repaired (exit 8); a read-only check warns" {
+	require_root
+	require_cmd mount.exfat-fuse
+	local mnt=$BATS_TEST_TMPDIR/mnt dev
+	mkdir -p "$mnt"
+	dev=$(losetup -f --show "$IMG")
+	mount.exfat-fuse "$dev" "$mnt" >/dev/null 2>&1
+	run -8 "$KBOX" fsck.exfat -y "$dev"
+	assert_output --partial "mounted"
+	run "$KBOX" fsck.exfat -n "$dev"
+	assert_output --partial "mounted"
+	umount "$mnt"; losetup -d "$dev"
+}
+
+# ---- undo files ----------------------------------------------------------
+
+@test "undo: repair with -z, then --rollback restores the exact pre-repair bytes" {
+	local first off; first=$(field /dir/sub/c.bin 2); off=$(field /a.txt 1)
+	set_fat $((first + 3)) $((first + 1))
+	poke $((off + 2)) 12 34
+	poke 200 aa
+	local before; before=$(sha256sum < "$IMG")
+	run -1 "$KBOX" fsck.exfat -y -z "$BATS_TEST_TMPDIR/undo" "$IMG"
+	[ "$(sha256sum < "$IMG")" != "$before" ]
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	run -0 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" "$IMG"
+	assert_output --partial "restored"
+	[ "$(sha256sum < "$IMG")" = "$before" ]
+	run -4 "$KBOX" fsck.exfat -n "$IMG"
+}
+
+@test "undo: a device changed after the repair, or a damaged undo file, is refused" {
+	local off; off=$(field /a.txt 1)
+	poke $((off + 2)) 12 34
+	run -1 "$KBOX" fsck.exfat -y -z "$BATS_TEST_TMPDIR/undo" "$IMG"
+	cp "$BATS_TEST_TMPDIR/undo" "$BATS_TEST_TMPDIR/damaged"
+	local size; size=$(stat -c %s "$BATS_TEST_TMPDIR/damaged")
+	printf '\xff' | dd of="$BATS_TEST_TMPDIR/damaged" bs=1 seek=$((size - 3)) conv=notrunc status=none
+	local repaired; repaired=$(sha256sum < "$IMG")
+	run -8 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/damaged" "$IMG"
+	assert_output --partial "damaged"
+	[ "$(sha256sum < "$IMG")" = "$repaired" ]
+	poke $((off + 2)) 56 78
+	run -8 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" "$IMG"
+	assert_output --partial "force"
+	run -0 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" --force "$IMG"
+	run -8 "$KBOX" fsck.exfat --rollback "$IMG" "$IMG"
+	assert_output --partial "not an undo file"
+}
+
+# ---- -s: orphans to LOST+FOUND, -r on a terminal --------------------------
+
+@test "-s keeps an orphan chain as /LOST+FOUND/FILE0000001.CHK with its data" {
+	local bm c=3000; bm=$(loc bitmap | cut -d' ' -f1)
+	head -c 8192 /dev/urandom > "$TREE/../orphan.$BATS_TEST_NUMBER"
+	dd if="$TREE/../orphan.$BATS_TEST_NUMBER" of="$IMG" bs=4096 seek=$(( $(loc cluster $c) / 4096 )) conv=notrunc status=none
+	set_fat $c $((c + 1)); set_fat $((c + 1)) 0xFFFFFFFF
+	poke $((bm + (c - 2) / 8)) "$(printf %02x $((3 << ((c - 2) % 8))))"
+	detect bitmap-orphan
+	run -1 "$KBOX" fsck.exfat -y -s "$IMG"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "25 files, 4 directories"
+	run -0 /usr/sbin/fsck.exfat -n "$IMG"
+	[ "$(field /LOST+FOUND/FILE0000001.CHK 3)" -eq 8192 ]
+	cp "$TREE/../orphan.$BATS_TEST_NUMBER" "$TREE/orphan"
+	same LOST+FOUND/FILE0000001.CHK orphan a.txt a.txt
+	rm "$TREE/orphan"
+	# A second rescue does not reuse the existing directory's name.
+	poke $((bm + 1000)) 01
+	run -1 "$KBOX" fsck.exfat -y -s "$IMG"
+	[ "$(field "/LOST+FOUND~1/FILE0000001.CHK" 3)" -eq 4096 ]
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+}
+
+@test "-r asks on the terminal: n leaves a problem (4), q cancels (32), y repairs (1)" {
+	require_cmd script
+	local off; off=$(field /a.txt 1)
+	poke $((off + 2)) 12 34
+	run script -qec "$KBOX fsck.exfat -r $IMG" /dev/null <<< "n"
+	[ "$status" -eq 4 ]
+	assert_output --partial "[y]es [n]o [a]ll [q]uit"
+	run script -qec "$KBOX fsck.exfat -r $IMG" /dev/null <<< "q"
+	[ "$status" -eq 32 ]
+	run script -qec "$KBOX fsck.exfat -r $IMG" /dev/null <<< "y"
+	[ "$status" -eq 1 ]
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+}
+
+@test "-P shows progress on a terminal and clears it; nothing without one" {
+	require_cmd script
+	run script -qec "$KBOX fsck.exfat -n -P $IMG" /dev/null
+	[ "$status" -eq 0 ]
+	assert_output --partial "directories, "
+	assert_output --partial "clean, 24 files"
+	run --separate-stderr "$KBOX" fsck.exfat -n -P "$IMG"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+}
