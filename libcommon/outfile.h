@@ -1,9 +1,10 @@
-/* Output files written safely: to a temporary name in the destination's
- * directory (mode 0600 unless told otherwise), fsynced, then renamed; or to
+/* Output files written safely: to an unnamed O_TMPFILE (or a temporary name in the destination's
+ * directory where that is unsupported), mode as given, fsynced, then renamed; or to
  * standard output for "-". */
 #ifndef KBOX_OUTFILE_H
 #define KBOX_OUTFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -11,6 +12,7 @@ struct kb_outfile {
 	int fd;
 	char *path;     /* final name; NULL for stdout */
 	char *tmp;      /* temporary name while writing */
+	bool unnamed;   /* O_TMPFILE: no name until committed */
 };
 
 int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode);
