@@ -59,8 +59,7 @@ int kb_uffd_writeprotect(int uffd, uint64_t start, uint64_t len, bool protect)
 	for (;;) {
 		if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0)
 			return 0;
-		/* EAGAIN: the mappings are changing right now; try again. */
-		if (errno != EAGAIN && errno != EINTR)
+		if (errno != EINTR)
 			return -1;
 	}
 }

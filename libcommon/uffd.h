@@ -25,7 +25,8 @@ int kb_uffd_probe_features(uint64_t *features);
 int kb_uffd_register_wp(int uffd, uint64_t start, uint64_t len);
 int kb_uffd_unregister(int uffd, uint64_t start, uint64_t len);
 /* Write-protects (protect=true) or releases a range; releasing wakes the
- * threads waiting on it. */
+ * threads waiting on it. EAGAIN: the process is changing its mappings and
+ * waits for its event (unmap, remap...) to be read from the uffd first. */
 int kb_uffd_writeprotect(int uffd, uint64_t start, uint64_t len, bool protect);
 
 enum kb_uffd_event_kind { KB_UFFD_WP_FAULT, KB_UFFD_OTHER_FAULT, KB_UFFD_REMAP, KB_UFFD_REMOVE,

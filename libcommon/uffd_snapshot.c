@@ -75,6 +75,8 @@ struct engine {
 	struct range *lost;     /* discarded or unmapped before copied (original addresses) */
 	size_t nlost;
 	volatile int stop;
+	struct range *pending;  /* releases the fault thread must retry */
+	size_t npending;
 	bool gone;              /* the target exited */
 	uint64_t pages_ahead, pages_lost;
 };
@@ -243,6 +245,15 @@ static struct seg *find_seg(struct engine *e, uint64_t a)
 
 /* ---- the fault-serving thread ----------------------------------------- */
 
+static void add_range(struct range **v, size_t *n, struct range r)
+{
+	struct range *nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!nv)
+		return;
+	nv[(*n)++] = r;
+	*v = nv;
+}
+
 static void serve_wp_fault(struct engine *e, uint64_t addr)
 {
 	uint64_t cur = addr & ~(PAGE - 1), len = PAGE;
@@ -271,17 +282,21 @@ static void serve_wp_fault(struct engine *e, uint64_t addr)
 		}
 	}
 	pthread_mutex_unlock(&e->lock);
-	/* Releasing wakes the writer; an error means the range is gone. */
-	kb_uffd_writeprotect(e->uffd, cur, len, false);
+	/* Releasing wakes the writer. EAGAIN: an event must be read first (by
+	 * this very thread), so retry after reading; other errors mean the range
+	 * is gone. */
+	if (kb_uffd_writeprotect(e->uffd, cur, len, false) < 0 && errno == EAGAIN)
+		add_range(&e->pending, &e->npending, (struct range){ cur, cur + len, 0 });
 }
 
-static void add_range(struct range **v, size_t *n, struct range r)
+/* Releases a range from the copying thread; the fault thread reads the
+ * events that make the kernel answer EAGAIN meanwhile. */
+static void release(struct engine *e, uint64_t start, uint64_t len)
 {
-	struct range *nv = realloc(*v, (*n + 1) * sizeof(*nv));
-	if (!nv)
-		return;
-	nv[(*n)++] = r;
-	*v = nv;
+	while (kb_uffd_writeprotect(e->uffd, start, len, false) < 0 && errno == EAGAIN && !e->stop) {
+		struct timespec ts = { 0, 20000 };
+		nanosleep(&ts, NULL);
+	}
 }
 
 static void *fault_thread(void *arg)
@@ -290,12 +305,20 @@ static void *fault_thread(void *arg)
 	struct kb_uffd_event ev[64];
 	while (!e->stop) {
 		struct pollfd p = { e->uffd, POLLIN, 0 };
-		int r = poll(&p, 1, 20);
-		if (r <= 0)
-			continue;
-		int n = kb_uffd_read_events(e->uffd, ev, 64);
+		int r = poll(&p, 1, e->npending ? 1 : 20);
+		int n = r > 0 ? kb_uffd_read_events(e->uffd, ev, 64) : 0;
 		if (n < 0)
 			break;
+		/* Releases refused while an event was pending. */
+		for (size_t i = 0; i < e->npending;) {
+			struct range *pr = &e->pending[i];
+			if (kb_uffd_writeprotect(e->uffd, pr->start, pr->end - pr->start, false) < 0 &&
+			    errno == EAGAIN) {
+				i++;
+				continue;
+			}
+			*pr = e->pending[--e->npending];
+		}
 		for (int i = 0; i < n; i++) {
 			switch (ev[i].kind) {
 			case KB_UFFD_WP_FAULT:
@@ -395,13 +418,13 @@ static int copy_protected(struct engine *e, struct seg *s, struct writer *w, uns
 		pthread_mutex_unlock(&e->lock);
 		e->pages_lost += bad;
 		if (!moved) {
-			kb_uffd_writeprotect(e->uffd, cur, len, false);
+			release(e, cur, len);
 		} else {
 			for (uint64_t p = a; p < next; p += PAGE) {
 				pthread_mutex_lock(&e->lock);
 				cur = to_current(e, p);
 				pthread_mutex_unlock(&e->lock);
-				kb_uffd_writeprotect(e->uffd, cur, PAGE, false);
+				release(e, cur, PAGE);
 			}
 		}
 		if (out(w, buf, len) < 0)
@@ -566,6 +589,7 @@ static void free_engine(struct engine *e)
 	free(e->segs);
 	free(e->remaps);
 	free(e->lost);
+	free(e->pending);
 	pthread_mutex_destroy(&e->lock);
 }
 
