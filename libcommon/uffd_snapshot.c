@@ -254,7 +254,38 @@ static void add_range(struct range **v, size_t *n, struct range r)
 	*v = nv;
 }
 
-static void serve_wp_fault(struct engine *e, uint64_t addr)
+/* Pages copied and released per write fault: a process writing through
+ * its memory faults once per block instead of once per page. */
+#define FAULT_BLOCK (64 * PAGE)
+
+/* Copies the not yet copied pages of [orig, orig+len) of protected segment s
+ * (current address cur) into s->saved. Called with e->lock held. */
+static void save_ahead(struct engine *e, struct seg *s, uint64_t orig, uint64_t cur, uint64_t len,
+		       unsigned char *tmp)
+{
+	uint64_t g = s->granule;
+	if (!s->saved)
+		s->saved = calloc((size_t)((s->m->end - s->m->start) / g), sizeof(*s->saved));
+	if (!s->saved)
+		return;
+	uint64_t bad = 0;
+	if (read_mem(e->pid, cur, tmp, len, &bad) < 0)
+		return;
+	for (uint64_t off = 0; off < len; off += g) {
+		uint64_t a = orig + off;
+		size_t idx = (size_t)((a - s->m->start) / g);
+		if (a < s->done_upto || s->saved[idx] || is_lost(e, a))
+			continue;
+		unsigned char *copy = malloc(g);
+		if (!copy)
+			return;
+		memcpy(copy, tmp + off, g);
+		s->saved[idx] = copy;
+		e->pages_ahead += g / PAGE;
+	}
+}
+
+static void serve_wp_fault(struct engine *e, uint64_t addr, unsigned char *tmp)
 {
 	uint64_t cur = addr & ~(PAGE - 1), len = PAGE;
 	pthread_mutex_lock(&e->lock);
@@ -262,24 +293,22 @@ static void serve_wp_fault(struct engine *e, uint64_t addr)
 	struct seg *s = find_seg(e, orig);
 	if (s && s->how == COPY_PROTECTED) {
 		uint64_t g = s->granule;
-		uint64_t orig_g = orig & ~(g - 1);
-		cur -= orig - orig_g;
-		len = g;
-		size_t idx = (size_t)((orig_g - s->m->start) / g);
-		if (orig_g >= s->done_upto && !is_lost(e, orig_g)) {
-			if (!s->saved)
-				s->saved = calloc((size_t)((s->m->end - s->m->start) / g), sizeof(*s->saved));
-			if (s->saved && !s->saved[idx]) {
-				unsigned char *copy = malloc(g);
-				uint64_t bad = 0;
-				if (copy && read_mem(e->pid, cur, copy, g, &bad) == 0) {
-					s->saved[idx] = copy;
-					e->pages_ahead += g / PAGE;
-				} else {
-					free(copy);
-				}
-			}
+		uint64_t start = orig & ~(g - 1), end = start + g;
+		/* Widen to a block when nothing was moved (moves are rare). */
+		if (g == PAGE && !e->nremaps) {
+			start = orig & ~(FAULT_BLOCK - 1);
+			end = start + FAULT_BLOCK;
+			if (start < s->m->start)
+				start = s->m->start;
+			if (end > s->m->end)
+				end = s->m->end;
+			if (start < s->done_upto)
+				start = s->done_upto > orig ? orig & ~(PAGE - 1) : s->done_upto;
 		}
+		cur -= orig - start;
+		len = end - start;
+		if (end > s->done_upto)
+			save_ahead(e, s, start, cur, len, tmp);
 	}
 	pthread_mutex_unlock(&e->lock);
 	/* Releasing wakes the writer. EAGAIN: an event must be read first (by
@@ -303,6 +332,9 @@ static void *fault_thread(void *arg)
 {
 	struct engine *e = arg;
 	struct kb_uffd_event ev[64];
+	unsigned char *tmp = malloc(FAULT_BLOCK > CHUNK ? FAULT_BLOCK : CHUNK);
+	if (!tmp)
+		return NULL;
 	while (!e->stop) {
 		struct pollfd p = { e->uffd, POLLIN, 0 };
 		int r = poll(&p, 1, e->npending ? 1 : 20);
@@ -322,7 +354,7 @@ static void *fault_thread(void *arg)
 		for (int i = 0; i < n; i++) {
 			switch (ev[i].kind) {
 			case KB_UFFD_WP_FAULT:
-				serve_wp_fault(e, ev[i].addr);
+				serve_wp_fault(e, ev[i].addr, tmp);
 				break;
 			case KB_UFFD_REMAP:
 				pthread_mutex_lock(&e->lock);
@@ -354,6 +386,7 @@ static void *fault_thread(void *arg)
 			}
 		}
 	}
+	free(tmp);
 	return NULL;
 }
 

@@ -88,6 +88,7 @@ static __attribute__((noinline)) void worker_loop(struct worker *wk)
 			}
 		}
 		check_round(wk, g);
+		last = now_ns();   /* checking is not a stall */
 	}
 	check_round(wk, wk->gen);
 }
