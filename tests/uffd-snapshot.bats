@@ -246,3 +246,46 @@ assert_target_free() {
 	assert_output --regexp "interval 1: [0-9]+ pages"
 	stop_target
 }
+
+@test "the helper killed while it holds the target stopped: the kernel lets the target go" {
+	start_target --mib 128 --threads 3
+	caught=
+	for _ in $(seq 300); do
+		kb uffd-snapshot -o "$WORK/core" "$T" 2>/dev/null &
+		p=$!
+		sleep "$(printf '0.%03d' $((RANDOM % 10)))"
+		kill -STOP "$p"
+		tracer=$(awk '/^TracerPid/ {print $2}' /proc/"$T"/status)
+		if [ "$tracer" != 0 ]; then
+			caught=$tracer
+			grep -q 'tracing stop' /proc/"$T"/task/*/status
+			kill -KILL "$tracer"
+		fi
+		kill -KILL "$p"
+		wait "$p" 2>/dev/null || true
+		[ -n "$caught" ] && break
+	done
+	[ -n "$caught" ] || skip "never caught the pause"
+	sleep 0.2
+	assert_target_free
+	stop_target
+}
+
+@test "uffd-snapshot stopped during the copy, then killed: the target's writers run again" {
+	# A slow writer: it reaches pages not copied yet for seconds.
+	start_target --mib 128 --threads 1 --rate 2000
+	# The copy blocks on a full pipe; then the whole snapshot is frozen.
+	kb uffd-snapshot -o - "$T" 2>/dev/null | sleep 3 &
+	sleep 0.5
+	p=$(pgrep -f "uffd-snapshot -o - $T" | head -n 1)
+	[ -n "$p" ]
+	kill -STOP "$p"
+	sleep 0.3
+	# Its writers wait for pages nobody serves: in handle_userfault.
+	grep -q handle_userfault /proc/"$T"/task/*/wchan
+	kill -KILL "$p"
+	sleep 0.3
+	! grep -q handle_userfault /proc/"$T"/task/*/wchan
+	assert_target_free
+	stop_target
+}
