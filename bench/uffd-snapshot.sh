@@ -50,11 +50,17 @@ run() {
 	echo "$s $(echo "$t1 - $t0" | bc -l) ${bytes:-0}" >>"$dir/$name"
 }
 
-gcore_zstd() { gcore -o "$dir/core" "$target" && zstd -q -T0 --rm "$dir/core.$target" -o "$dir/core.zst"; }
+# kbox fsyncs its file before renaming it; gcore's file is synced too, so
+# that both wall times include getting the data to disk.
+gcore_sync() { gcore -o "$dir/core" "$target" && sync "$dir/core.$target"; }
+gcore_zstd() {
+	gcore -o "$dir/core" "$target" && zstd -q -T0 --rm "$dir/core.$target" -o "$dir/core.zst" &&
+		sync "$dir/core.zst"
+}
 
 for i in $(seq "$RUNS"); do
 	run kbox "$KBOX" uffd-snapshot -o "$dir/core" "$target"
-	run gcore gcore -o "$dir/core" "$target"
+	run gcore gcore_sync
 	run kbox_z "$KBOX" uffd-snapshot -z -o "$dir/core.zst" "$target"
 	run gcore_z gcore_zstd
 done
@@ -68,6 +74,7 @@ for t in kbox gcore kbox_z gcore_z; do
 	case $t in
 	kbox) label="kbox uffd-snapshot" ;;
 	kbox_z) label="kbox uffd-snapshot -z" ;;
+	gcore) label="gcore (+ sync)" ;;
 	gcore_z) label="gcore + zstd -T0" ;;
 	esac
 	printf '%-22s %11.1f ms %8.3f s %10.0f %10.1f MB\n' "$label" "$s" "$w" \

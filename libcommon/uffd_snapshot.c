@@ -50,6 +50,28 @@ static void set_err(char *err, size_t len, const char *fmt, ...)
 
 enum copy_how { COPY_LATER, COPY_PROTECTED, COPY_STOPPED };
 
+/* Pages of one CHUNK-aligned chunk copied before the process wrote them. */
+struct saved_chunk {
+	unsigned char *data;    /* CHUNK bytes, indexed from the chunk's start */
+	uint64_t have[CHUNK / PAGE / 64];
+};
+
+static size_t chunk_index(const struct kb_mapping *m, uint64_t a)
+{
+	return (size_t)((a - (m->start & ~(CHUNK - 1))) / CHUNK);
+}
+
+static size_t chunk_count(const struct kb_mapping *m)
+{
+	return (size_t)((((m->end + CHUNK - 1) & ~(CHUNK - 1)) - (m->start & ~(CHUNK - 1))) / CHUNK);
+}
+
+static bool have_page(const struct saved_chunk *c, uint64_t a)
+{
+	unsigned bit = (unsigned)((a & (CHUNK - 1)) / PAGE);
+	return c->data && (c->have[bit / 64] >> (bit % 64) & 1);
+}
+
 struct seg {
 	struct kb_mapping *m;
 	uint64_t dump_len;      /* bytes written: whole mapping, one page, or 0 */
@@ -57,7 +79,7 @@ struct seg {
 	unsigned char *stopped_data;
 	uint64_t granule;       /* write-protection unit */
 	uint64_t done_upto;     /* protected: everything below was copied */
-	unsigned char **saved;  /* protected: per granule, copies taken ahead */
+	struct saved_chunk *saved; /* protected: per CHUNK, copies taken ahead of writes */
 };
 
 struct range {
@@ -254,37 +276,34 @@ static void add_range(struct range **v, size_t *n, struct range r)
 	*v = nv;
 }
 
-/* Pages copied and released per write fault: a process writing through
- * its memory faults once per block instead of once per page. */
-#define FAULT_BLOCK (64 * PAGE)
-
-/* Copies the not yet copied pages of [orig, orig+len) of protected segment s
- * (current address cur) into s->saved. Called with e->lock held. */
-static void save_ahead(struct engine *e, struct seg *s, uint64_t orig, uint64_t cur, uint64_t len,
+/* Copies the pages of [start, end) (original addresses, within one chunk,
+ * current address cur) that were neither copied in order nor ahead yet.
+ * Called with e->lock held. */
+static void save_ahead(struct engine *e, struct seg *s, uint64_t start, uint64_t end, uint64_t cur,
 		       unsigned char *tmp)
 {
-	uint64_t g = s->granule;
 	if (!s->saved)
-		s->saved = calloc((size_t)((s->m->end - s->m->start) / g), sizeof(*s->saved));
+		s->saved = calloc(chunk_count(s->m), sizeof(*s->saved));
 	if (!s->saved)
+		return;
+	struct saved_chunk *c = &s->saved[chunk_index(s->m, start)];
+	if (!c->data && !(c->data = malloc(CHUNK)))
 		return;
 	uint64_t bad = 0;
-	if (read_mem(e->pid, cur, tmp, len, &bad) < 0)
+	if (read_mem(e->pid, cur, tmp, end - start, &bad) < 0)
 		return;
-	for (uint64_t off = 0; off < len; off += g) {
-		uint64_t a = orig + off;
-		size_t idx = (size_t)((a - s->m->start) / g);
-		if (a < s->done_upto || s->saved[idx] || is_lost(e, a))
+	for (uint64_t a = start; a < end; a += PAGE) {
+		if (a < s->done_upto || have_page(c, a) || is_lost(e, a))
 			continue;
-		unsigned char *copy = malloc(g);
-		if (!copy)
-			return;
-		memcpy(copy, tmp + off, g);
-		s->saved[idx] = copy;
-		e->pages_ahead += g / PAGE;
+		memcpy(c->data + (a & (CHUNK - 1)), tmp + (a - start), PAGE);
+		unsigned bit = (unsigned)((a & (CHUNK - 1)) / PAGE);
+		c->have[bit / 64] |= 1ull << (bit % 64);
+		e->pages_ahead++;
 	}
 }
 
+/* A write fault: copy the rest of its chunk (the process is likely to go on
+ * writing there) and release it, which wakes the writer. */
 static void serve_wp_fault(struct engine *e, uint64_t addr, unsigned char *tmp)
 {
 	uint64_t cur = addr & ~(PAGE - 1), len = PAGE;
@@ -294,21 +313,21 @@ static void serve_wp_fault(struct engine *e, uint64_t addr, unsigned char *tmp)
 	if (s && s->how == COPY_PROTECTED) {
 		uint64_t g = s->granule;
 		uint64_t start = orig & ~(g - 1), end = start + g;
-		/* Widen to a block when nothing was moved (moves are rare). */
-		if (g == PAGE && !e->nremaps) {
-			start = orig & ~(FAULT_BLOCK - 1);
-			end = start + FAULT_BLOCK;
+		/* Widen to the chunk when nothing was moved (moves are rare). */
+		if (!e->nremaps) {
+			start = orig & ~(CHUNK - 1);
+			end = start + CHUNK;
 			if (start < s->m->start)
 				start = s->m->start;
 			if (end > s->m->end)
 				end = s->m->end;
 			if (start < s->done_upto)
-				start = s->done_upto > orig ? orig & ~(PAGE - 1) : s->done_upto;
+				start = s->done_upto > orig ? orig & ~(g - 1) : s->done_upto;
 		}
 		cur -= orig - start;
 		len = end - start;
 		if (end > s->done_upto)
-			save_ahead(e, s, start, cur, len, tmp);
+			save_ahead(e, s, start, end, cur, tmp);
 	}
 	pthread_mutex_unlock(&e->lock);
 	/* Releasing wakes the writer. EAGAIN: an event must be read first (by
@@ -332,7 +351,7 @@ static void *fault_thread(void *arg)
 {
 	struct engine *e = arg;
 	struct kb_uffd_event ev[64];
-	unsigned char *tmp = malloc(FAULT_BLOCK > CHUNK ? FAULT_BLOCK : CHUNK);
+	unsigned char *tmp = malloc(CHUNK);
 	if (!tmp)
 		return NULL;
 	while (!e->stop) {
@@ -420,14 +439,20 @@ static int copy_protected(struct engine *e, struct seg *s, struct writer *w, uns
 		if (next > s->m->end)
 			next = s->m->end;
 		uint64_t len = next - a, bad = 0;
-		if (read_original(e, a, buf, len, &bad) < 0)
+		pthread_mutex_lock(&e->lock);
+		struct saved_chunk *c = s->saved ? &s->saved[chunk_index(s->m, a)] : NULL;
+		bool all_saved = c && c->data;
+		for (uint64_t p = a; all_saved && p < next; p += PAGE)
+			all_saved = have_page(c, p);
+		pthread_mutex_unlock(&e->lock);
+		/* Read what was not copied ahead (all of it, most of the time). */
+		if (!all_saved && read_original(e, a, buf, len, &bad) < 0)
 			return -1;
 		pthread_mutex_lock(&e->lock);
-		uint64_t g = s->granule;
+		c = s->saved ? &s->saved[chunk_index(s->m, a)] : NULL;
 		for (uint64_t p = a; p < next; p += PAGE) {
-			size_t idx = (size_t)((p - s->m->start) / g);
-			if (s->saved && s->saved[idx]) {
-				memcpy(buf + (p - a), s->saved[idx] + ((p - s->m->start) % g), PAGE);
+			if (c && have_page(c, p)) {
+				memcpy(buf + (p - a), c->data + (p & (CHUNK - 1)), PAGE);
 			} else if (is_lost(e, p)) {
 				memset(buf + (p - a), 0, PAGE);
 				e->pages_lost++;
@@ -435,13 +460,9 @@ static int copy_protected(struct engine *e, struct seg *s, struct writer *w, uns
 				stats->pages_background++;
 			}
 		}
-		/* Copies of granules now wholly written out are not needed again. */
-		for (uint64_t p = a; s->saved && p < next; p += g) {
-			size_t idx = (size_t)((p - s->m->start) / g);
-			if (s->m->start + (idx + 1) * g <= next) {
-				free(s->saved[idx]);
-				s->saved[idx] = NULL;
-			}
+		if (c) {
+			free(c->data);
+			memset(c, 0, sizeof(*c));
 		}
 		s->done_upto = next;
 		bool moved = false;
@@ -539,6 +560,18 @@ static enum kb_snap_error helper_error(pid_t pid, int errnum, enum kb_helper_sta
 			set_err(err, errlen, "no such process: %d", (int)pid);
 			return KB_SNAP_ERR_GONE;
 		}
+		char *status;
+		long tracer = 0;
+		if (errnum == EPERM && kb_proc_read_file(pid, "status", &status, NULL) == 0) {
+			char *t = strstr(status, "TracerPid:");
+			tracer = t ? strtol(t + 10, NULL, 10) : 0;
+			free(status);
+		}
+		if (tracer > 0) {
+			set_err(err, errlen, "process %d is already traced by process %ld (a debugger?)",
+				(int)pid, tracer);
+			return KB_SNAP_ERR_ACCESS;
+		}
 		if (errnum == EPERM) {
 			set_err(err, errlen,
 				"cannot stop process %d: %s (same rules as gdb: the same user and "
@@ -613,9 +646,9 @@ static void free_engine(struct engine *e)
 		struct seg *s = &e->segs[i];
 		free(s->stopped_data);
 		if (s->saved) {
-			size_t n = (size_t)((s->m->end - s->m->start) / s->granule);
+			size_t n = chunk_count(s->m);
 			for (size_t k = 0; k < n; k++)
-				free(s->saved[k]);
+				free(s->saved[k].data);
 			free(s->saved);
 		}
 	}

@@ -25,8 +25,9 @@ struct kb_zstd *kb_zstd_open(int level, int workers, int (*write)(void *arg, con
 	z->write = write;
 	z->arg = arg;
 	if (!z->cctx || !z->out || ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, level))) {
+		int e = z->cctx && z->out ? EINVAL : ENOMEM;
 		kb_zstd_free(z);
-		errno = z ? EINVAL : ENOMEM;
+		errno = e;
 		return NULL;
 	}
 	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1);

@@ -58,12 +58,24 @@ static inline volatile uint64_t *slot_ptr(struct worker *wk, size_t s)
 	return (volatile uint64_t *)(wk->stack_slots + (s - wk->npages) * (PAGE / 8));
 }
 
-static void check_round(struct worker *wk, uint64_t g)
+/* Records the longest time between two calls (the worker's stall). */
+static inline void tick(struct worker *wk, uint64_t *last)
+{
+	uint64_t t = now_ns();
+	if (t - *last > wk->max_stall_ns)
+		wk->max_stall_ns = t - *last;
+	*last = t;
+}
+
+static void check_round(struct worker *wk, uint64_t g, uint64_t *last)
 {
 	size_t n = wk->npages + STACK_SLOTS;
-	for (size_t s = 0; s < n; s++)
+	for (size_t s = 0; s < n; s++) {
 		if (*slot_ptr(wk, s) != g)
 			fail(99, "memory changed under the program", wk->idx, s, *slot_ptr(wk, s), g);
+		if ((s & 63) == 0)
+			tick(wk, last);
+	}
 }
 
 /* __attribute__((noinline)) keeps this frame visible in backtraces. */
@@ -80,17 +92,12 @@ static __attribute__((noinline)) void worker_loop(struct worker *wk)
 		for (size_t s = 0; s < n; s++) {
 			*slot_ptr(wk, s) = g;
 			__atomic_store_n(&wk->progress, s + 1, __ATOMIC_RELEASE);
-			if ((s & 63) == 0) {
-				uint64_t t = now_ns();
-				if (t - last > wk->max_stall_ns)
-					wk->max_stall_ns = t - last;
-				last = t;
-			}
+			if ((s & 63) == 0)
+				tick(wk, &last);
 		}
-		check_round(wk, g);
-		last = now_ns();   /* checking is not a stall */
+		check_round(wk, g, &last);
 	}
-	check_round(wk, wk->gen);
+	check_round(wk, wk->gen, &last);
 }
 
 static void *worker_main(void *arg)
