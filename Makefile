@@ -76,11 +76,11 @@ $(BUILD)/tests/%: tests/progs/static/%.c
 
 # ---- dependencies: Debian bookworm packages -------------------------------
 DEPS_BUILD := gcc make pkg-config libmount-dev libblkid-dev libgpiod-dev libzstd-dev libfdisk-dev
-DEPS_TEST  := bats bats-support bats-assert bats-file jq exfatprogs exfat-fuse fuse3 gdb attr \
+DEPS_TEST  := bats bats-support bats-assert bats-file jq zstd exfatprogs exfat-fuse fuse3 gdb attr \
               cgroup-tools e2fsprogs xz-utils gpiod util-linux
 DEPS_VM    := qemu-system-x86 busybox-static kmod make gcc binutils xz-utils
 DEPS_FUZZ  := clang libclang-rt-14-dev
-DEPS_BENCH := hyperfine
+DEPS_BENCH := hyperfine bc
 DEPS       := $(DEPS_BUILD) $(DEPS_TEST) $(DEPS_VM) $(DEPS_FUZZ) $(DEPS_BENCH)
 
 deps:

@@ -1,0 +1,147 @@
+/* Safe output files (see outfile.h). */
+#include "outfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode)
+{
+	memset(f, 0, sizeof(*f));
+	if (!strcmp(path, "-")) {
+		f->fd = STDOUT_FILENO;
+		return 0;
+	}
+	char *copy = strdup(path), *copy2 = strdup(path);
+	if (!copy || !copy2) {
+		free(copy);
+		free(copy2);
+		errno = ENOMEM;
+		return -1;
+	}
+	const char *dir = dirname(copy), *base = basename(copy2);
+	/* An unnamed file first: nothing is left behind if we are killed. */
+	f->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+	if (f->fd >= 0 && fchmod(f->fd, mode) < 0) {
+		close(f->fd);
+		f->fd = -1;
+	}
+	f->unnamed = f->fd >= 0;
+	if (asprintf(&f->tmp, "%s/.%s.XXXXXX", dir, base) < 0) {
+		f->tmp = NULL;
+		free(copy);
+		free(copy2);
+		errno = ENOMEM;
+		return -1;
+	}
+	free(copy);
+	free(copy2);
+	if (!f->unnamed)
+		f->fd = mkostemp(f->tmp, O_CLOEXEC);
+	if (f->fd < 0 || fchmod(f->fd, mode) < 0 || !(f->path = strdup(path))) {
+		int e = errno;
+		kb_outfile_abort(f);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+int kb_outfile_write(void *arg, const void *buf, size_t len)
+{
+	struct kb_outfile *f = arg;
+	const char *p = buf;
+	while (len) {
+		ssize_t n = write(f->fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int kb_outfile_commit(struct kb_outfile *f)
+{
+	if (!f->tmp)
+		return 0;
+	if (fsync(f->fd) < 0) {
+		int e = errno;
+		f->fd = -1;
+		kb_outfile_abort(f);
+		errno = e;
+		return -1;
+	}
+	if (f->unnamed) {
+		/* Give it the temporary name only now (linkat cannot replace). */
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+		for (int tries = 0;; tries++) {
+			char *x = f->tmp + strlen(f->tmp) - 6;
+			for (int i = 0; i < 6; i++)
+				x[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[(unsigned)rand() % 36];
+			if (linkat(AT_FDCWD, proc, AT_FDCWD, f->tmp, AT_SYMLINK_FOLLOW) == 0)
+				break;
+			if (errno != EEXIST || tries > 100) {
+				int e = errno;
+				close(f->fd);
+				f->fd = -1;
+				f->unnamed = false;
+				free(f->tmp);
+				f->tmp = NULL;
+				kb_outfile_abort(f);
+				errno = e;
+				return -1;
+			}
+		}
+		f->unnamed = false;
+	}
+	close(f->fd);
+	f->fd = -1;
+	if (rename(f->tmp, f->path) < 0) {
+		int e = errno;
+		kb_outfile_abort(f);
+		errno = e;
+		return -1;
+	}
+	char *copy = strdup(f->path);
+	if (copy) {
+		int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		free(copy);
+	}
+	free(f->tmp);
+	free(f->path);
+	f->tmp = f->path = NULL;
+	return 0;
+}
+
+void kb_outfile_abort(struct kb_outfile *f)
+{
+	if (f->tmp) {
+		if (f->fd >= 0)
+			close(f->fd);
+		if (!f->unnamed)
+			unlink(f->tmp);
+	}
+	free(f->tmp);
+	free(f->path);
+	f->tmp = f->path = NULL;
+	f->fd = -1;
+}
+
+const char *kb_outfile_tmpname(const struct kb_outfile *f)
+{
+	return f->unnamed ? NULL : f->tmp;
+}

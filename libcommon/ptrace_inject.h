@@ -1,0 +1,57 @@
+/* Stopping every thread of a process with ptrace, reading their registers,
+ * and running a system call inside it (x86-64 only). */
+#ifndef KBOX_PTRACE_INJECT_H
+#define KBOX_PTRACE_INJECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+struct kb_thread {
+	pid_t tid;
+	int pending_sig;          /* stopped in signal-delivery-stop for it; 0 otherwise */
+	struct user_regs_struct regs;     /* as found at the stop */
+	struct user_fpregs_struct fpregs;
+	bool fp_valid;
+	uint64_t sigmask;
+	unsigned char *xstate;    /* NT_X86_XSTATE contents, malloc'd */
+	size_t xstate_len;
+	bool injected;            /* registers were changed and must be put back */
+};
+
+struct kb_stopped {
+	pid_t pid;
+	struct kb_thread *t;
+	size_t n;
+};
+
+/* Seizes and interrupts every thread of pid (re-reading /proc/PID/task until
+ * no new thread appears) and reads their registers. On failure every thread
+ * seized so far is detached again. Errors: ESRCH (process gone), EPERM,
+ * ETIMEDOUT (a thread did not stop within timeout_ms). */
+int kb_ptrace_stop_all(pid_t pid, struct kb_stopped *st, unsigned timeout_ms);
+
+/* Runs system call nr with up to 6 arguments in thread th (stopped by
+ * kb_ptrace_stop_all) by pointing its instruction pointer at a `syscall`
+ * instruction at gadget, with every signal blocked; puts the registers and
+ * signal mask back afterwards (restartable system calls the thread was in are
+ * set up to restart). *result is the raw return value (-errno on error).
+ * Returns -1 with errno if ptrace itself failed (the thread died). */
+int kb_ptrace_inject_syscall(struct kb_thread *th, uint64_t gadget, long nr,
+			     const uint64_t args[6], long *result);
+
+/* Lets every thread run again (delivering signals they were stopped for) and
+ * frees st. Threads that exited meanwhile are skipped. */
+void kb_ptrace_detach_all(struct kb_stopped *st);
+void kb_stopped_free(struct kb_stopped *st);
+
+/* Address of a `syscall` instruction in [vdso] (or any executable mapping),
+ * read from pid's memory; 0 if none found. */
+uint64_t kb_find_syscall_insn(pid_t pid);
+
+/* True if /proc/PID/exe is an x86-64 ELF (the only layout written here). */
+bool kb_process_is_x86_64(pid_t pid);
+
+#endif
