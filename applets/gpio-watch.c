@@ -659,7 +659,8 @@ struct watch {
 	size_t live_chips;
 	uint64_t reported;
 	bool done;                      /* -n reached: report no more */
-	struct event_queue queue;
+	struct event_queue queue;       /* waiting for --exec */
+	struct event_queue ready;       /* read in this wake-up, reported in time order */
 	struct kb_shellcmd cmd;
 };
 
@@ -684,6 +685,37 @@ static void report(struct watch *w, const struct event *ev)
 		w->done = true;
 }
 
+/* Sort key on the monotonic clock: realtime stamps are shifted by the
+ * current offset between the clocks (hte stamps are taken as they are). */
+static uint64_t event_order_key(const struct event *ev, int64_t realtime_offset)
+{
+	if (ev->clock == KB_GPIO_CLOCK_REALTIME)
+		return ev->timestamp_ns - (uint64_t)realtime_offset;
+	return ev->timestamp_ns;
+}
+
+/* Reports what one wake-up read, oldest first: events of different chips
+ * and requests arrive on different fds, read in fd order, not time order. */
+static void report_ready(struct watch *w)
+{
+	struct event_queue *q = &w->ready;
+	if (!q->count)
+		return;
+	int64_t realtime_offset = (int64_t)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC));
+	/* Insertion sort: batches are small and mostly in order already; stable. */
+	for (size_t i = 1; i < q->count; i++) {
+		struct event ev = q->ev[i];
+		uint64_t key = event_order_key(&ev, realtime_offset);
+		size_t j = i;
+		for (; j > 0 && event_order_key(&q->ev[j - 1], realtime_offset) > key; j--)
+			q->ev[j] = q->ev[j - 1];
+		q->ev[j] = ev;
+	}
+	for (size_t i = 0; i < q->count; i++)
+		report(w, &q->ev[i]);
+	q->head = q->count = 0;
+}
+
 static void release_chip(struct chip_watch *cw)
 {
 	/* Watches go first: on Linux 6.1 releasing a line of an unplugged chip
@@ -706,7 +738,7 @@ static void chip_removed(struct watch *w, struct chip_watch *cw)
 		.type = EV_CHIP_REMOVED, .cw = cw,
 		.timestamp_ns = clock_ns(CLOCK_MONOTONIC), .clock = KB_GPIO_CLOCK_MONOTONIC,
 	};
-	report(w, &ev);
+	queue_push(&w->ready, &ev);
 }
 
 static void read_info_events(struct watch *w, struct chip_watch *cw)
@@ -730,7 +762,7 @@ static void read_info_events(struct watch *w, struct chip_watch *cw)
 				.timestamp_ns = batch[i].timestamp_ns, .clock = KB_GPIO_CLOCK_MONOTONIC,
 				.info = batch[i].info,
 			};
-			report(w, &ev);
+			queue_push(&w->ready, &ev);
 		}
 		/* The kernel hands over everything pending in one read: a short
 		 * batch means the queue is empty, no need to ask again. */
@@ -760,7 +792,7 @@ static void read_edge_events(struct watch *w, struct chip_watch *cw, int fd)
 			};
 			if (off < cw->chip->num_lines)
 				ev.info = cw->line[off];
-			report(w, &ev);
+			queue_push(&w->ready, &ev);
 		}
 		if ((size_t)n < KB_ARRAY_SIZE(batch))
 			break;
@@ -968,6 +1000,7 @@ static int watch_loop(struct watch *w, int sig_fd, int unplug_fd)
 			if (cw->fd >= 0 && (pfd[i].revents & (POLLHUP | POLLERR | POLLNVAL)))
 				chip_removed(w, cw);
 		}
+		report_ready(w);
 		if (w->reported != before)
 			last_event = clock_ns(CLOCK_MONOTONIC);
 		if (fflush(stdout) == EOF && errno == EPIPE)

@@ -118,6 +118,13 @@ result() {
 	assert_equal "$watch_exit" 0
 }
 
+@test "events read in one wake-up from several chips come out in time order" {
+	result time_order
+	assert_line -n 0 "gpiochip1 0 requested"
+	assert_line -n 1 "gpiochip1 0 released"
+	assert_equal "$watch_exit" 0
+}
+
 @test "a name on several chips means the first chip's line" {
 	result name_first_match
 	assert_line -n 0 "gpiochip0 5 shared"

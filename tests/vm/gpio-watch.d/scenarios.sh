@@ -132,6 +132,16 @@ chip_number() {
 	hold /dev/gpiochip0 5 request=in
 	done_watch cn
 }
+time_order() {
+	# The watcher is stopped while two chips report, so one wake-up finds
+	# both fds ready: the later chip's event happened first and comes first.
+	watch to -n 2 -F '%c %o %E' -c 1 0 /dev/gpiochip0:5 || return 99
+	kill -STOP "$W"
+	hold /dev/gpiochip1 0 request=in
+	hold /dev/gpiochip0 5 request=in
+	kill -CONT "$W"
+	done_watch to
+}
 name_first_match() {
 	watch nf -n 1 -F '%c %o %l' shared || return 99
 	hold /dev/gpiochip1 2 request=in
@@ -392,7 +402,7 @@ no_access() {
 
 for case in list_text list_json list_some list_used \
 	info_kinds info_default filter_requested filter_released_reconfigured two_chips \
-	chip_offset chip_option chip_label chip_number name_first_match all_lines kbox_requester \
+	chip_offset chip_option chip_label chip_number time_order name_first_match all_lines kbox_requester \
 	edges_both edges_rising edges_falling seqno_two_lines debounce no_debounce \
 	bias_pull_up bias_pull_down active_low clock_realtime clock_monotonic clock_hte many_lines \
 	format_info format_edge format_unnamed time_utc time_local json_info json_edge json_removed \
