@@ -26,7 +26,9 @@
 
 #define PATH_CAP 4096
 #define FAT_PAGE_ENTRIES 1024u           /* dirty tracking granularity: 4 KiB of FAT */
-#define FAT_CHUNK_ENTRIES 65536u         /* read granularity: 256 KiB of FAT */
+#define FAT_CHUNK_ENTRIES 16384u         /* read granularity: 64 KiB of FAT */
+#define USED_PAGE_BYTES 4096u            /* used bitmap pages never written read as zero */
+#define BM_READ_BYTES (256u << 10)       /* read-only bitmap check: bytes per read */
 #define MAX_UPCASE_BYTES (128u << 10)
 #define LOST_FOUND_NAME "LOST+FOUND"
 
@@ -60,6 +62,7 @@ struct vol {
 	uint8_t *fat_dirty;            /* one flag per FAT page */
 	uint8_t *fat_loaded;           /* one flag per FAT chunk */
 	uint8_t *used;                 /* clusters claimed by the walk (bit c - 2) */
+	uint8_t *used_pages;           /* per USED_PAGE_BYTES of used: a bit was ever set */
 
 	bool bm_found;
 	uint32_t bm_first;
@@ -212,9 +215,17 @@ static bool is_used(const struct vol *v, uint32_t c)
 	return exfat_bitmap_test(v->used, c - EXFAT_FIRST_CLUSTER);
 }
 
+/* Marking the page lets the bitmap comparison skip the pages (and their
+ * page faults) that no claimed cluster ever touched. */
+static void mark_used(struct vol *v, uint32_t k)
+{
+	exfat_bitmap_set(v->used, k);
+	v->used_pages[k / 8 / USED_PAGE_BYTES] = 1;
+}
+
 static void claim(struct vol *v, uint32_t c)
 {
-	exfat_bitmap_set(v->used, c - EXFAT_FIRST_CLUSTER);
+	mark_used(v, c - EXFAT_FIRST_CLUSTER);
 }
 
 /* The FAT is read on first use, FAT_CHUNK_ENTRIES entries (256 KiB) at a
@@ -981,15 +992,25 @@ static void load_bitmap(struct dir_ctx *d, uint32_t i)
 	v->bm_bytes = need;
 	v->bm_clusters = ch.list;
 	v->bm_count = ch.count;
+	/* A check that cannot write compares the bitmap piece by piece at the
+	 * end (check_bitmap_streamed) instead of holding all of it. */
+	if (!v->o->writable && !v->o->rescue)
+		return;
 	v->disk_bm = calloc(1, ch.count * v->csize + 8);
 	v->bm_dirty = calloc(ch.count, 1);
 	if (!v->disk_bm || !v->bm_dirty) {
 		fail_op(v, "out of memory");
 		return;
 	}
-	for (uint32_t k = 0; k < ch.count; k++)
-		if (dev_read(v, cluster_pos(v, ch.list[k]), v->disk_bm + k * v->csize, v->csize) < 0)
+	for (uint32_t k = 0; k < ch.count;) {
+		uint32_t run = 1;
+		while (k + run < ch.count && ch.list[k + run] == ch.list[k] + run && run < 2048)
+			run++;
+		if (dev_read(v, cluster_pos(v, ch.list[k]), v->disk_bm + ((uint64_t)k << v->cshift),
+			     (size_t)run << v->cshift) < 0)
 			return;
+		k += run;
+	}
 }
 
 static int write_default_upcase(struct vol *v, const uint32_t *clusters, uint32_t count)
@@ -1038,12 +1059,16 @@ static void load_upcase(struct dir_ctx *d, uint32_t i)
 		describe_stop(v, &ch, reason, sizeof(reason));
 	} else if (len == 0 || len > MAX_UPCASE_BYTES) {
 		snprintf(reason, sizeof(reason), "size %llu out of range", (unsigned long long)len);
-	} else if (!(table = malloc(want << v->cshift))) {
+	} else if (!(table = malloc(len))) {
 		fail_op(v, "out of memory");
 	} else {
-		for (uint32_t k = 0; k < ch.count; k++)
-			if (dev_read(v, cluster_pos(v, ch.list[k]), table + ((uint64_t)k << v->cshift), v->csize) < 0)
+		/* Only the table's own bytes, not the rest of its last cluster. */
+		for (uint32_t k = 0; k < ch.count && ((uint64_t)k << v->cshift) < len; k++) {
+			uint64_t at = (uint64_t)k << v->cshift;
+			if (dev_read(v, cluster_pos(v, ch.list[k]), table + at,
+				     len - at < v->csize ? len - at : v->csize) < 0)
 				break;
+		}
 		uint32_t sum = exfat_checksum32(table, len, 0);
 		if (sum != exfat_le32(e->table_checksum))
 			snprintf(reason, sizeof(reason), "TableChecksum 0x%08x, computed 0x%08x",
@@ -1394,8 +1419,9 @@ static int read_fat(struct vol *v)
 	v->fat_dirty = calloc(entries / FAT_PAGE_ENTRIES + 1, 1);
 	v->fat_loaded = calloc(entries / FAT_CHUNK_ENTRIES + 1, 1);
 	v->used = calloc(((uint64_t)v->cc + 7) / 8 + 8, 1);
+	v->used_pages = calloc(((uint64_t)v->cc + 7) / 8 / USED_PAGE_BYTES + 1, 1);
 	v->upcase = malloc(EXFAT_UPCASE_CHARS * sizeof(uint16_t));
-	if (!v->fat || !v->fat_dirty || !v->fat_loaded || !v->used || !v->upcase) {
+	if (!v->fat || !v->fat_dirty || !v->fat_loaded || !v->used || !v->used_pages || !v->upcase) {
 		fail_op(v, "out of memory (%llu clusters)", (unsigned long long)v->cc);
 		return -1;
 	}
@@ -1437,7 +1463,7 @@ static uint32_t alloc_cluster(struct vol *v, uint32_t *cursor)
 	for (; *cursor < v->cc; (*cursor)++) {
 		uint32_t k = *cursor;
 		if (!exfat_bitmap_test(v->used, k) && !exfat_bitmap_test(v->disk_bm, k)) {
-			exfat_bitmap_set(v->used, k);
+			mark_used(v, k);
 			exfat_bitmap_set(v->disk_bm, k);
 			v->bm_dirty[(k / 8) >> v->cshift] = 1;
 			return k + EXFAT_FIRST_CLUSTER;
@@ -1664,10 +1690,101 @@ static void bitmap_take(struct vol *v, bool set)
 	}
 }
 
+static uint64_t count_used(const struct vol *v)
+{
+	uint64_t n = 0, words = ((uint64_t)v->cc + 63) / 64;
+	for (uint64_t w = 0; w < words; w++) {
+		if (!v->used_pages[w * 8 / USED_PAGE_BYTES]) {
+			w = ((w * 8 / USED_PAGE_BYTES + 1) * USED_PAGE_BYTES) / 8 - 1;
+			continue;
+		}
+		uint64_t x;
+		memcpy(&x, v->used + w * 8, 8);
+		n += (unsigned)__builtin_popcountll(x);
+	}
+	return n;
+}
+
+static void bitmap_problems(struct vol *v, uint64_t free_but_used, uint32_t first_fbu,
+			    uint64_t orphans, uint32_t first_orphan)
+{
+	if (free_but_used &&
+	    problem(v, "bitmap-free-in-use", "", cluster_pos(v, v->bm_first), true, "mark them used",
+		    "%llu clusters in use are marked free in the allocation bitmap (first: %u)",
+		    (unsigned long long)free_but_used, first_fbu) && v->disk_bm)
+		bitmap_take(v, true);
+	if (orphans &&
+	    problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true,
+		    "mark them free (-s keeps them in /LOST+FOUND)",
+		    "%llu clusters marked used belong to no file (first: %u)",
+		    (unsigned long long)orphans, first_orphan) && v->disk_bm)
+		bitmap_take(v, false);
+}
+
+/* The read-only comparison: the on-disk bitmap is read in large runs into
+ * one small buffer and compared word by word with the clusters in use;
+ * pages of used that no cluster touched count as zero without being read. */
+static void check_bitmap_streamed(struct vol *v)
+{
+	uint64_t words = ((uint64_t)v->cc + 63) / 64, w = 0;
+	uint64_t orphans = 0, free_but_used = 0;
+	uint32_t first_fbu = 0, first_orphan = 0;
+	size_t cap = BM_READ_BYTES > v->csize ? BM_READ_BYTES : v->csize;
+	uint8_t *buf = malloc(cap + 8);
+	if (!buf) {
+		fail_op(v, "out of memory");
+		return;
+	}
+	for (uint32_t k = 0; k < v->bm_count && w < words;) {
+		uint32_t run = 1;
+		while (k + run < v->bm_count && v->bm_clusters[k + run] == v->bm_clusters[k] + run &&
+		       ((uint64_t)(run + 1) << v->cshift) <= cap)
+			run++;
+		uint64_t len = (uint64_t)run << v->cshift, start = (uint64_t)k << v->cshift;
+		if (len > v->bm_bytes - start)
+			len = v->bm_bytes - start;
+		memset(buf + len, 0, 8 - len % 8);
+		if (dev_read(v, cluster_pos(v, v->bm_clusters[k]), buf, len) < 0)
+			break;
+		for (uint64_t i = 0; i < (len + 7) / 8 && w < words; i++, w++) {
+			uint64_t disk, in_use = 0;
+			memcpy(&disk, buf + i * 8, 8);
+			disk = le64toh(disk);
+			if (v->used_pages[w * 8 / USED_PAGE_BYTES]) {
+				memcpy(&in_use, v->used + w * 8, 8);
+				in_use = le64toh(in_use);
+			}
+			if (w == words - 1 && v->cc % 64)
+				disk &= (1ull << (v->cc % 64)) - 1;
+			uint64_t orphan = disk & ~in_use, missing = in_use & ~disk;
+			if (orphan) {
+				if (!orphans)
+					first_orphan = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(orphan)) + EXFAT_FIRST_CLUSTER;
+				orphans += (unsigned)__builtin_popcountll(orphan);
+			}
+			if (missing) {
+				if (!free_but_used)
+					first_fbu = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(missing)) + EXFAT_FIRST_CLUSTER;
+				free_but_used += (unsigned)__builtin_popcountll(missing);
+			}
+		}
+		k += run;
+	}
+	free(buf);
+	if (v->failed)
+		return;
+	bitmap_problems(v, free_but_used, first_fbu, orphans, first_orphan);
+	v->r->clusters_used += count_used(v);
+}
+
 static void check_bitmap(struct vol *v)
 {
-	uint64_t free_but_used, orphans, words = ((uint64_t)v->cc + 63) / 64;
+	uint64_t free_but_used, orphans;
 	uint32_t first_fbu = 0, first_orphan = 0;
+	if (!v->disk_bm) {
+		check_bitmap_streamed(v);
+		return;
+	}
 	orphans = bits_only_in(v, v->disk_bm, v->used, &first_orphan);
 	/* With -s the orphans become files, and the clusters of the new
 	 * directory are marked in disk_bm: the bitmap to be written. */
@@ -1676,22 +1793,8 @@ static void check_bitmap(struct vol *v)
 	if (v->failed)
 		return;
 	free_but_used = bits_only_in(v, v->used, v->disk_bm, &first_fbu);
-	if (free_but_used &&
-	    problem(v, "bitmap-free-in-use", "", cluster_pos(v, v->bm_first), true, "mark them used",
-		    "%llu clusters in use are marked free in the allocation bitmap (first: %u)",
-		    (unsigned long long)free_but_used, first_fbu))
-		bitmap_take(v, true);
-	if (orphans &&
-	    problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true,
-		    "mark them free (-s keeps them in /LOST+FOUND)",
-		    "%llu clusters marked used belong to no file (first: %u)",
-		    (unsigned long long)orphans, first_orphan))
-		bitmap_take(v, false);
-	for (uint64_t w = 0; w < words; w++) {
-		uint64_t x;
-		memcpy(&x, v->used + w * 8, 8);
-		v->r->clusters_used += (unsigned)__builtin_popcountll(x);
-	}
+	bitmap_problems(v, free_but_used, first_fbu, orphans, first_orphan);
+	v->r->clusters_used += count_used(v);
 	for (uint32_t c = 0; c < v->bm_count; c++)
 		if (v->bm_dirty[c])
 			dev_write(v, cluster_pos(v, v->bm_clusters[c]), v->disk_bm + ((uint64_t)c << v->cshift), v->csize);
@@ -1729,7 +1832,7 @@ static void free_vol(struct vol *v)
 	for (size_t k = 0; k < v->nstack; k++)
 		free(v->stack[k].path), free(v->stack[k].clusters);
 	free(v->stack);
-	free(v->boot), free(v->fat), free(v->fat_dirty), free(v->fat_loaded), free(v->used);
+	free(v->boot), free(v->fat), free(v->fat_dirty), free(v->fat_loaded), free(v->used), free(v->used_pages);
 	free(v->disk_bm), free(v->bm_dirty), free(v->bm_clusters), free(v->upcase), free(v->root_clusters);
 }
 
