@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ struct dir_job {
 struct vol {
 	int fd;
 	uint64_t dev_size;
+	bool seek_holes;               /* a regular file: holes need not be read */
 	const struct exfat_fsck_opts *o;
 	struct exfat_fsck_result *r;
 	bool quit, failed;
@@ -139,10 +141,55 @@ static void __attribute__((format(printf, 2, 3))) fail(struct vol *v, const char
 /* ---- device access ------------------------------------------------------- */
 
 /* Reads [off, off+len); anything past the end of the device reads as zeros. */
+/* Reads [off, off + len) of a regular file: holes are zeros by
+ * definition, so only the data extents are read. A sparse image keeps
+ * little more than the written part of each directory cluster, FAT and
+ * bitmap, and reading the rest would only copy zeros. Returns -1 with
+ * errno on a read error, 1 when holes cannot be found (then read it all). */
+static int read_data_extents(struct vol *v, uint64_t off, uint8_t *buf, size_t len)
+{
+	uint64_t pos = off, end = off + len;
+	while (pos < end) {
+		off_t data = lseek(v->fd, (off_t)pos, SEEK_DATA);
+		if (data < 0 && errno != ENXIO)
+			return pos == off ? 1 : kb_pread_full(v->fd, buf + (pos - off), end - pos, pos);
+		if (data < 0 || (uint64_t)data >= end) {
+			memset(buf + (pos - off), 0, end - pos);
+			return 0;
+		}
+		memset(buf + (pos - off), 0, (uint64_t)data - pos);
+		off_t hole = lseek(v->fd, data, SEEK_HOLE);
+		uint64_t stop = hole < 0 || (uint64_t)hole > end ? end : (uint64_t)hole;
+		if (kb_pread_full(v->fd, buf + ((uint64_t)data - off), stop - (uint64_t)data, (uint64_t)data) < 0)
+			return -1;
+		pos = stop;
+	}
+	return 0;
+}
+
+#define SPARSE_READ_MIN (16u << 10)       /* smaller reads are not worth two lseeks */
+
+/* [off, off + len) is known to read as zeros without reading it. */
+static bool is_hole(struct vol *v, uint64_t off, uint64_t len)
+{
+	if (!v->seek_holes || off + len > v->dev_size)
+		return false;
+	off_t data = lseek(v->fd, (off_t)off, SEEK_DATA);
+	return (data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= off + len);
+}
+
 static int dev_read(struct vol *v, uint64_t off, void *buf, size_t len)
 {
 	size_t avail = off >= v->dev_size ? 0 : (v->dev_size - off < len ? (size_t)(v->dev_size - off) : len);
-	if (avail && kb_pread_full(v->fd, buf, avail, off) < 0) {
+	int rc = 1;
+	if (avail >= SPARSE_READ_MIN && v->seek_holes) {
+		rc = read_data_extents(v, off, buf, avail);
+		if (rc == 1)
+			v->seek_holes = false;
+	}
+	if (avail && rc == 1)
+		rc = kb_pread_full(v->fd, buf, avail, off);
+	if (avail && rc < 0) {
 		fail_op(v, "read at byte %llu: %s", (unsigned long long)off, strerror(errno));
 		return -1;
 	}
@@ -1743,14 +1790,26 @@ static void check_bitmap_streamed(struct vol *v)
 		uint64_t len = (uint64_t)run << v->cshift, start = (uint64_t)k << v->cshift;
 		if (len > v->bm_bytes - start)
 			len = v->bm_bytes - start;
+		/* A hole in a sparse image: no cluster marked there, nothing to
+		 * read, and only the touched pages of used to look at. */
+		bool hole = is_hole(v, cluster_pos(v, v->bm_clusters[k]), len);
 		memset(buf + len, 0, 8 - len % 8);
-		if (dev_read(v, cluster_pos(v, v->bm_clusters[k]), buf, len) < 0)
+		if (!hole && dev_read(v, cluster_pos(v, v->bm_clusters[k]), buf, len) < 0)
 			break;
-		for (uint64_t i = 0; i < (len + 7) / 8 && w < words; i++, w++) {
-			uint64_t disk, in_use = 0;
-			memcpy(&disk, buf + i * 8, 8);
-			disk = le64toh(disk);
-			if (v->used_pages[w * 8 / USED_PAGE_BYTES]) {
+		uint64_t w0 = w, w_end = w0 + (len + 7) / 8 < words ? w0 + (len + 7) / 8 : words;
+		for (; w < w_end; w++) {
+			uint64_t disk = 0, in_use = 0;
+			bool touched = v->used_pages[w * 8 / USED_PAGE_BYTES];
+			if (hole && !touched) {
+				uint64_t next = (w * 8 / USED_PAGE_BYTES + 1) * USED_PAGE_BYTES / 8;
+				w = (next < w_end ? next : w_end) - 1;
+				continue;
+			}
+			if (!hole) {
+				memcpy(&disk, buf + (w - w0) * 8, 8);
+				disk = le64toh(disk);
+			}
+			if (touched) {
 				memcpy(&in_use, v->used + w * 8, 8);
 				in_use = le64toh(in_use);
 			}
@@ -1840,7 +1899,9 @@ int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts
 		   struct exfat_fsck_result *result)
 {
 	struct vol v = { .fd = fd, .dev_size = dev_size, .o = opts, .r = result };
+	struct stat st;
 	memset(result, 0, sizeof(*result));
+	v.seek_holes = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 	if (check_boot(&v) < 0 || read_fat(&v) < 0)
 		goto done;
 
