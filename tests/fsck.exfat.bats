@@ -388,6 +388,25 @@ same() {
 	same keep.txt keep.txt
 }
 
+# ---- sparse image files ----------------------------------------------------
+
+@test "sparse images: damage written into the holes of a 2 TiB image is found and repaired" {
+	IMG=$BATS_TEST_TMPDIR/big.img
+	"$KBOX" mkfs.exfat -q -d "$TREE" "$IMG" 2T
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	local bm root csize
+	bm=$(loc bitmap | cut -d' ' -f1); root=$(loc root)
+	csize=$(( $(loc cluster 3) - $(loc cluster 2) ))
+	# Both places are holes of the sparse file until written here.
+	poke $((root + csize - 32)) 85 02
+	poke $((bm + 1500000)) 01
+	run -4 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
+	echo "$output" | jq -e '[.problems[].code] | index("entry-after-end") != null and index("bitmap-orphan") != null'
+	echo "$output" | jq -e '.problems[] | select(.code == "bitmap-orphan") | .message | test("^1 clusters .*first: 12000002")'
+	repair
+	[ "$(od -An -tu1 -j $((bm + 1500000)) -N1 "$IMG")" -eq 0 ]
+}
+
 # ---- modes, exit codes, safety --------------------------------------------
 
 @test "usage errors exit 16; a missing device exits 8" {
