@@ -28,6 +28,8 @@
 #define PATH_CAP 4096
 #define FAT_PAGE_ENTRIES 1024u           /* dirty tracking granularity: 4 KiB of FAT */
 #define FAT_CHUNK_ENTRIES 16384u         /* read granularity: 64 KiB of FAT */
+#define FAT_WINDOW_ENTRIES 1024u         /* read-only check: FAT cached 4 KiB at a time */
+#define FAT_WINDOWS 16u                  /* ... in this many direct-mapped windows */
 #define USED_PAGE_BYTES 4096u            /* used bitmap pages never written read as zero */
 #define BM_READ_BYTES (256u << 10)       /* read-only bitmap check: bytes per read */
 #define MAX_UPCASE_BYTES (128u << 10)
@@ -60,7 +62,9 @@ struct vol {
 	bool boot_writable;            /* main region valid (or restored): writes allowed */
 	bool dirty_set;
 
-	uint32_t *fat;                 /* host-endian copy, cc + 2 entries */
+	uint32_t *fat;                 /* host-endian copy, cc + 2 entries (NULL: read-only) */
+	uint32_t *fat_win;             /* read-only: FAT_WINDOWS windows of the FAT */
+	uint64_t fat_win_no[FAT_WINDOWS]; /* window number + 1 held by each slot, 0: none */
 	uint8_t *fat_dirty;            /* one flag per FAT page */
 	uint8_t *fat_loaded;           /* one flag per FAT chunk */
 	uint8_t *used;                 /* clusters claimed by the walk (bit c - 2) */
@@ -278,8 +282,28 @@ static void claim(struct vol *v, uint32_t c)
 /* The FAT is read on first use, FAT_CHUNK_ENTRIES entries (256 KiB) at a
  * time, into a zero-filled allocation: an empty volume costs little time or
  * memory, and a full one is still read in large sequential reads. */
+static uint32_t fat_get_cached(struct vol *v, uint32_t c)
+{
+	uint64_t w = c / FAT_WINDOW_ENTRIES;
+	unsigned slot = (unsigned)(w % FAT_WINDOWS);
+	uint32_t *win = v->fat_win + (size_t)slot * FAT_WINDOW_ENTRIES;
+	if (v->fat_win_no[slot] != w + 1) {
+		uint64_t first = w * FAT_WINDOW_ENTRIES, entries = (uint64_t)v->cc + 2;
+		uint64_t n = entries - first < FAT_WINDOW_ENTRIES ? entries - first : FAT_WINDOW_ENTRIES;
+		v->fat_win_no[slot] = 0;
+		if (dev_read(v, v->fat_off + first * 4, win, n * 4) < 0)
+			return EXFAT_FAT_EOC;
+		for (uint64_t k = 0; k < n; k++)
+			win[k] = le32toh(win[k]);
+		v->fat_win_no[slot] = w + 1;
+	}
+	return win[c % FAT_WINDOW_ENTRIES];
+}
+
 static uint32_t fat_get(struct vol *v, uint32_t c)
 {
+	if (!v->fat)
+		return fat_get_cached(v, c);
 	uint64_t chunk = c / FAT_CHUNK_ENTRIES;
 	if (!v->fat_loaded[chunk]) {
 		uint64_t first = chunk * FAT_CHUNK_ENTRIES, entries = (uint64_t)v->cc + 2;
@@ -295,6 +319,8 @@ static uint32_t fat_get(struct vol *v, uint32_t c)
 
 static void fat_set(struct vol *v, uint32_t c, uint32_t value)
 {
+	if (!v->fat)
+		return; /* read-only: no repair is ever written */
 	fat_get(v, c);
 	v->fat[c] = value;
 	v->fat_dirty[c / FAT_PAGE_ENTRIES] = 1;
@@ -1462,13 +1488,21 @@ out:
 static int read_fat(struct vol *v)
 {
 	uint64_t entries = (uint64_t)v->cc + 2;
-	v->fat = calloc(entries, 4);
-	v->fat_dirty = calloc(entries / FAT_PAGE_ENTRIES + 1, 1);
-	v->fat_loaded = calloc(entries / FAT_CHUNK_ENTRIES + 1, 1);
+	/* A check that cannot write needs no copy of the FAT: a few small
+	 * windows over it, as chains are walked, keep its memory constant. */
+	bool read_only = !v->o->writable && !v->o->rescue;
+	if (read_only) {
+		v->fat_win = malloc((size_t)FAT_WINDOWS * FAT_WINDOW_ENTRIES * 4);
+	} else {
+		v->fat = calloc(entries, 4);
+		v->fat_dirty = calloc(entries / FAT_PAGE_ENTRIES + 1, 1);
+		v->fat_loaded = calloc(entries / FAT_CHUNK_ENTRIES + 1, 1);
+	}
 	v->used = calloc(((uint64_t)v->cc + 7) / 8 + 8, 1);
 	v->used_pages = calloc(((uint64_t)v->cc + 7) / 8 / USED_PAGE_BYTES + 1, 1);
 	v->upcase = malloc(EXFAT_UPCASE_CHARS * sizeof(uint16_t));
-	if (!v->fat || !v->fat_dirty || !v->fat_loaded || !v->used || !v->used_pages || !v->upcase) {
+	if ((read_only ? !v->fat_win : !v->fat || !v->fat_dirty || !v->fat_loaded) ||
+	    !v->used || !v->used_pages || !v->upcase) {
 		fail_op(v, "out of memory (%llu clusters)", (unsigned long long)v->cc);
 		return -1;
 	}
@@ -1490,6 +1524,8 @@ static int write_fat(struct vol *v)
 {
 	uint64_t entries = (uint64_t)v->cc + 2;
 	uint32_t page[FAT_PAGE_ENTRIES];
+	if (!v->fat)
+		return 0;
 	for (uint64_t p = 0; p * FAT_PAGE_ENTRIES < entries; p++) {
 		if (!v->fat_dirty[p])
 			continue;
@@ -1891,7 +1927,7 @@ static void free_vol(struct vol *v)
 	for (size_t k = 0; k < v->nstack; k++)
 		free(v->stack[k].path), free(v->stack[k].clusters);
 	free(v->stack);
-	free(v->boot), free(v->fat), free(v->fat_dirty), free(v->fat_loaded), free(v->used), free(v->used_pages);
+	free(v->boot), free(v->fat), free(v->fat_win), free(v->fat_dirty), free(v->fat_loaded), free(v->used), free(v->used_pages);
 	free(v->disk_bm), free(v->bm_dirty), free(v->bm_clusters), free(v->upcase), free(v->root_clusters);
 }
 
