@@ -171,7 +171,7 @@ static int read_data_extents(struct vol *v, uint64_t off, uint8_t *buf, size_t l
 	return 0;
 }
 
-#define SPARSE_READ_MIN (16u << 10)       /* smaller reads are not worth two lseeks */
+#define SPARSE_READ_MIN (64u << 10)       /* smaller reads are not worth two lseeks */
 
 /* [off, off + len) is known to read as zeros without reading it. */
 static bool is_hole(struct vol *v, uint64_t off, uint64_t len)
