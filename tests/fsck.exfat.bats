@@ -461,6 +461,34 @@ same() {
 	umount "$mnt"; losetup -d "$dev"
 }
 
+@test "the image file of a mounted loop device is not repaired" {
+	require_root
+	require_cmd mount.exfat-fuse
+	local mnt=$BATS_TEST_TMPDIR/mnt dev
+	mkdir -p "$mnt"
+	dev=$(losetup -f --show "$IMG")
+	mount.exfat-fuse "$dev" "$mnt" >/dev/null 2>&1
+	run -8 "$KBOX" fsck.exfat -y "$IMG"
+	assert_output --partial "is mounted on $mnt"
+	umount "$mnt"; losetup -d "$dev"
+	run -0 "$KBOX" fsck.exfat -y "$IMG"
+}
+
+@test "an image file that is a mount's source is not repaired; its escaped name is matched" {
+	require_root
+	local img="$BATS_TEST_TMPDIR/with space.img" mnt=$BATS_TEST_TMPDIR/mnt
+	cp --sparse=always "$IMG" "$img"
+	mkdir -p "$mnt"
+	# tmpfs takes any source string: the mount table names the image.
+	mount -t tmpfs "$img" "$mnt"
+	run -8 "$KBOX" fsck.exfat -y "$img"
+	assert_output --partial "is mounted on $mnt: refusing to repair it"
+	run -0 "$KBOX" fsck.exfat -n "$img"
+	assert_output --partial "warning: $img is mounted on $mnt"
+	umount "$mnt"
+	run -0 "$KBOX" fsck.exfat -y "$img"
+}
+
 # ---- undo files ----------------------------------------------------------
 
 @test "undo: repair with -z, then --rollback restores the exact pre-repair bytes" {
