@@ -31,7 +31,7 @@
 #define FAT_WINDOW_ENTRIES 1024u         /* read-only check: FAT cached 4 KiB at a time */
 #define FAT_WINDOWS 16u                  /* ... in this many direct-mapped windows */
 #define USED_PAGE_BYTES 4096u            /* used bitmap pages never written read as zero */
-#define BM_READ_BYTES (256u << 10)       /* read-only bitmap check: bytes per read */
+#define BM_READ_BYTES (64u << 10)       /* read-only bitmap check: bytes per read */
 #define MAX_UPCASE_BYTES (128u << 10)
 #define LOST_FOUND_NAME "LOST+FOUND"
 
@@ -1123,8 +1123,10 @@ static void load_upcase(struct dir_ctx *d, uint32_t i)
 	if (want > (MAX_UPCASE_BYTES >> v->cshift) + 1)
 		want = (MAX_UPCASE_BYTES >> v->cshift) + 1;
 	struct chain ch;
-	if (walk_chain(v, exfat_le32(e->first_cluster), false, want, 0, true, &ch) < 0)
+	if (walk_chain(v, exfat_le32(e->first_cluster), false, want, 0, true, &ch) < 0) {
+		exfat_upcase_default_map(v->upcase);
 		return;
+	}
 	const char *why = NULL;
 	char reason[200] = "";
 	uint8_t *table = NULL;
@@ -1134,6 +1136,7 @@ static void load_upcase(struct dir_ctx *d, uint32_t i)
 		snprintf(reason, sizeof(reason), "size %llu out of range", (unsigned long long)len);
 	} else if (!(table = malloc(len))) {
 		fail_op(v, "out of memory");
+		exfat_upcase_default_map(v->upcase);
 	} else {
 		/* Only the table's own bytes, not the rest of its last cluster. */
 		for (uint32_t k = 0; k < ch.count && ((uint64_t)k << v->cshift) < len; k++) {
@@ -1267,9 +1270,13 @@ static void check_dir(struct vol *v, struct dir_job *job, bool root)
 				"no allocation bitmap entry in the root directory");
 			fail(v, "the allocation bitmap is missing");
 		}
-		if (!v->upcase_found)
+		if (!v->upcase_found) {
+			/* The map is otherwise set by load_upcase, from the table or
+			 * the default one; it is only needed from here on. */
+			exfat_upcase_default_map(v->upcase);
 			problem(v, "upcase-missing", "/", cluster_pos(v, job->clusters[0]), false, NULL,
 				"no up-case table entry in the root directory");
+		}
 	}
 	for (uint32_t i = 0; i < d.nentries && !v->failed && !v->quit;) {
 		uint8_t t = entry_at(&d, i)[0];
@@ -1506,7 +1513,6 @@ static int read_fat(struct vol *v)
 		fail_op(v, "out of memory (%llu clusters)", (unsigned long long)v->cc);
 		return -1;
 	}
-	exfat_upcase_default_map(v->upcase);
 	uint32_t f0 = fat_get(v, 0), f1 = fat_get(v, 1);
 	if (v->failed)
 		return -1;
