@@ -49,12 +49,13 @@ uint16_t exfat_set_checksum(const void *entries, unsigned count)
 {
 	const uint8_t *p = entries;
 	size_t len = (size_t)count * EXFAT_ENTRY_SIZE;
-	uint16_t sum = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (i == 2 || i == 3)   /* the SetChecksum field itself */
-			continue;
+	if (!len)
+		return 0;
+	/* Bytes 2 and 3 are the SetChecksum field itself: skipped outside the
+	 * loop so that the loop has no branch. */
+	uint16_t sum = rotate16(rotate16(0, p[0]), p[1]);
+	for (size_t i = 4; i < len; i++)
 		sum = rotate16(sum, p[i]);
-	}
 	return sum;
 }
 

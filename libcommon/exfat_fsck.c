@@ -21,12 +21,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define PATH_CAP 4096
 #define FAT_PAGE_ENTRIES 1024u           /* dirty tracking granularity: 4 KiB of FAT */
-#define FAT_CHUNK_ENTRIES 65536u         /* read granularity: 256 KiB of FAT */
+#define FAT_CHUNK_ENTRIES 16384u         /* read granularity: 64 KiB of FAT */
+#define FAT_WINDOW_ENTRIES 1024u         /* read-only check: FAT cached 4 KiB at a time */
+#define FAT_WINDOWS 16u                  /* ... in this many direct-mapped windows */
+#define USED_PAGE_BYTES 4096u            /* used bitmap pages never written read as zero */
+#define BM_READ_BYTES (64u << 10)       /* read-only bitmap check: bytes per read */
 #define MAX_UPCASE_BYTES (128u << 10)
 #define LOST_FOUND_NAME "LOST+FOUND"
 
@@ -40,6 +45,7 @@ struct dir_job {
 struct vol {
 	int fd;
 	uint64_t dev_size;
+	bool seek_holes;               /* a regular file: holes need not be read */
 	const struct exfat_fsck_opts *o;
 	struct exfat_fsck_result *r;
 	bool quit, failed;
@@ -56,10 +62,13 @@ struct vol {
 	bool boot_writable;            /* main region valid (or restored): writes allowed */
 	bool dirty_set;
 
-	uint32_t *fat;                 /* host-endian copy, cc + 2 entries */
+	uint32_t *fat;                 /* host-endian copy, cc + 2 entries (NULL: read-only) */
+	uint32_t *fat_win;             /* read-only: FAT_WINDOWS windows of the FAT */
+	uint64_t fat_win_no[FAT_WINDOWS]; /* window number + 1 held by each slot, 0: none */
 	uint8_t *fat_dirty;            /* one flag per FAT page */
 	uint8_t *fat_loaded;           /* one flag per FAT chunk */
 	uint8_t *used;                 /* clusters claimed by the walk (bit c - 2) */
+	uint8_t *used_pages;           /* per USED_PAGE_BYTES of used: a bit was ever set */
 
 	bool bm_found;
 	uint32_t bm_first;
@@ -136,10 +145,55 @@ static void __attribute__((format(printf, 2, 3))) fail(struct vol *v, const char
 /* ---- device access ------------------------------------------------------- */
 
 /* Reads [off, off+len); anything past the end of the device reads as zeros. */
+/* Reads [off, off + len) of a regular file: holes are zeros by
+ * definition, so only the data extents are read. A sparse image keeps
+ * little more than the written part of each directory cluster, FAT and
+ * bitmap, and reading the rest would only copy zeros. Returns -1 with
+ * errno on a read error, 1 when holes cannot be found (then read it all). */
+static int read_data_extents(struct vol *v, uint64_t off, uint8_t *buf, size_t len)
+{
+	uint64_t pos = off, end = off + len;
+	while (pos < end) {
+		off_t data = lseek(v->fd, (off_t)pos, SEEK_DATA);
+		if (data < 0 && errno != ENXIO)
+			return pos == off ? 1 : kb_pread_full(v->fd, buf + (pos - off), end - pos, pos);
+		if (data < 0 || (uint64_t)data >= end) {
+			memset(buf + (pos - off), 0, end - pos);
+			return 0;
+		}
+		memset(buf + (pos - off), 0, (uint64_t)data - pos);
+		off_t hole = lseek(v->fd, data, SEEK_HOLE);
+		uint64_t stop = hole < 0 || (uint64_t)hole > end ? end : (uint64_t)hole;
+		if (kb_pread_full(v->fd, buf + ((uint64_t)data - off), stop - (uint64_t)data, (uint64_t)data) < 0)
+			return -1;
+		pos = stop;
+	}
+	return 0;
+}
+
+#define SPARSE_READ_MIN (64u << 10)       /* smaller reads are not worth two lseeks */
+
+/* [off, off + len) is known to read as zeros without reading it. */
+static bool is_hole(struct vol *v, uint64_t off, uint64_t len)
+{
+	if (!v->seek_holes || off + len > v->dev_size)
+		return false;
+	off_t data = lseek(v->fd, (off_t)off, SEEK_DATA);
+	return (data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= off + len);
+}
+
 static int dev_read(struct vol *v, uint64_t off, void *buf, size_t len)
 {
 	size_t avail = off >= v->dev_size ? 0 : (v->dev_size - off < len ? (size_t)(v->dev_size - off) : len);
-	if (avail && kb_pread_full(v->fd, buf, avail, off) < 0) {
+	int rc = 1;
+	if (avail >= SPARSE_READ_MIN && v->seek_holes) {
+		rc = read_data_extents(v, off, buf, avail);
+		if (rc == 1)
+			v->seek_holes = false;
+	}
+	if (avail && rc == 1)
+		rc = kb_pread_full(v->fd, buf, avail, off);
+	if (avail && rc < 0) {
 		fail_op(v, "read at byte %llu: %s", (unsigned long long)off, strerror(errno));
 		return -1;
 	}
@@ -212,16 +266,44 @@ static bool is_used(const struct vol *v, uint32_t c)
 	return exfat_bitmap_test(v->used, c - EXFAT_FIRST_CLUSTER);
 }
 
+/* Marking the page lets the bitmap comparison skip the pages (and their
+ * page faults) that no claimed cluster ever touched. */
+static void mark_used(struct vol *v, uint32_t k)
+{
+	exfat_bitmap_set(v->used, k);
+	v->used_pages[k / 8 / USED_PAGE_BYTES] = 1;
+}
+
 static void claim(struct vol *v, uint32_t c)
 {
-	exfat_bitmap_set(v->used, c - EXFAT_FIRST_CLUSTER);
+	mark_used(v, c - EXFAT_FIRST_CLUSTER);
 }
 
 /* The FAT is read on first use, FAT_CHUNK_ENTRIES entries (256 KiB) at a
  * time, into a zero-filled allocation: an empty volume costs little time or
  * memory, and a full one is still read in large sequential reads. */
+static uint32_t fat_get_cached(struct vol *v, uint32_t c)
+{
+	uint64_t w = c / FAT_WINDOW_ENTRIES;
+	unsigned slot = (unsigned)(w % FAT_WINDOWS);
+	uint32_t *win = v->fat_win + (size_t)slot * FAT_WINDOW_ENTRIES;
+	if (v->fat_win_no[slot] != w + 1) {
+		uint64_t first = w * FAT_WINDOW_ENTRIES, entries = (uint64_t)v->cc + 2;
+		uint64_t n = entries - first < FAT_WINDOW_ENTRIES ? entries - first : FAT_WINDOW_ENTRIES;
+		v->fat_win_no[slot] = 0;
+		if (dev_read(v, v->fat_off + first * 4, win, n * 4) < 0)
+			return EXFAT_FAT_EOC;
+		for (uint64_t k = 0; k < n; k++)
+			win[k] = le32toh(win[k]);
+		v->fat_win_no[slot] = w + 1;
+	}
+	return win[c % FAT_WINDOW_ENTRIES];
+}
+
 static uint32_t fat_get(struct vol *v, uint32_t c)
 {
+	if (!v->fat)
+		return fat_get_cached(v, c);
 	uint64_t chunk = c / FAT_CHUNK_ENTRIES;
 	if (!v->fat_loaded[chunk]) {
 		uint64_t first = chunk * FAT_CHUNK_ENTRIES, entries = (uint64_t)v->cc + 2;
@@ -237,6 +319,8 @@ static uint32_t fat_get(struct vol *v, uint32_t c)
 
 static void fat_set(struct vol *v, uint32_t c, uint32_t value)
 {
+	if (!v->fat)
+		return; /* read-only: no repair is ever written */
 	fat_get(v, c);
 	v->fat[c] = value;
 	v->fat_dirty[c / FAT_PAGE_ENTRIES] = 1;
@@ -981,15 +1065,25 @@ static void load_bitmap(struct dir_ctx *d, uint32_t i)
 	v->bm_bytes = need;
 	v->bm_clusters = ch.list;
 	v->bm_count = ch.count;
+	/* A check that cannot write compares the bitmap piece by piece at the
+	 * end (check_bitmap_streamed) instead of holding all of it. */
+	if (!v->o->writable && !v->o->rescue)
+		return;
 	v->disk_bm = calloc(1, ch.count * v->csize + 8);
 	v->bm_dirty = calloc(ch.count, 1);
 	if (!v->disk_bm || !v->bm_dirty) {
 		fail_op(v, "out of memory");
 		return;
 	}
-	for (uint32_t k = 0; k < ch.count; k++)
-		if (dev_read(v, cluster_pos(v, ch.list[k]), v->disk_bm + k * v->csize, v->csize) < 0)
+	for (uint32_t k = 0; k < ch.count;) {
+		uint32_t run = 1;
+		while (k + run < ch.count && ch.list[k + run] == ch.list[k] + run && run < 2048)
+			run++;
+		if (dev_read(v, cluster_pos(v, ch.list[k]), v->disk_bm + ((uint64_t)k << v->cshift),
+			     (size_t)run << v->cshift) < 0)
 			return;
+		k += run;
+	}
 }
 
 static int write_default_upcase(struct vol *v, const uint32_t *clusters, uint32_t count)
@@ -1029,8 +1123,10 @@ static void load_upcase(struct dir_ctx *d, uint32_t i)
 	if (want > (MAX_UPCASE_BYTES >> v->cshift) + 1)
 		want = (MAX_UPCASE_BYTES >> v->cshift) + 1;
 	struct chain ch;
-	if (walk_chain(v, exfat_le32(e->first_cluster), false, want, 0, true, &ch) < 0)
+	if (walk_chain(v, exfat_le32(e->first_cluster), false, want, 0, true, &ch) < 0) {
+		exfat_upcase_default_map(v->upcase);
 		return;
+	}
 	const char *why = NULL;
 	char reason[200] = "";
 	uint8_t *table = NULL;
@@ -1038,12 +1134,17 @@ static void load_upcase(struct dir_ctx *d, uint32_t i)
 		describe_stop(v, &ch, reason, sizeof(reason));
 	} else if (len == 0 || len > MAX_UPCASE_BYTES) {
 		snprintf(reason, sizeof(reason), "size %llu out of range", (unsigned long long)len);
-	} else if (!(table = malloc(want << v->cshift))) {
+	} else if (!(table = malloc(len))) {
 		fail_op(v, "out of memory");
+		exfat_upcase_default_map(v->upcase);
 	} else {
-		for (uint32_t k = 0; k < ch.count; k++)
-			if (dev_read(v, cluster_pos(v, ch.list[k]), table + ((uint64_t)k << v->cshift), v->csize) < 0)
+		/* Only the table's own bytes, not the rest of its last cluster. */
+		for (uint32_t k = 0; k < ch.count && ((uint64_t)k << v->cshift) < len; k++) {
+			uint64_t at = (uint64_t)k << v->cshift;
+			if (dev_read(v, cluster_pos(v, ch.list[k]), table + at,
+				     len - at < v->csize ? len - at : v->csize) < 0)
 				break;
+		}
 		uint32_t sum = exfat_checksum32(table, len, 0);
 		if (sum != exfat_le32(e->table_checksum))
 			snprintf(reason, sizeof(reason), "TableChecksum 0x%08x, computed 0x%08x",
@@ -1169,9 +1270,13 @@ static void check_dir(struct vol *v, struct dir_job *job, bool root)
 				"no allocation bitmap entry in the root directory");
 			fail(v, "the allocation bitmap is missing");
 		}
-		if (!v->upcase_found)
+		if (!v->upcase_found) {
+			/* The map is otherwise set by load_upcase, from the table or
+			 * the default one; it is only needed from here on. */
+			exfat_upcase_default_map(v->upcase);
 			problem(v, "upcase-missing", "/", cluster_pos(v, job->clusters[0]), false, NULL,
 				"no up-case table entry in the root directory");
+		}
 	}
 	for (uint32_t i = 0; i < d.nentries && !v->failed && !v->quit;) {
 		uint8_t t = entry_at(&d, i)[0];
@@ -1390,16 +1495,24 @@ out:
 static int read_fat(struct vol *v)
 {
 	uint64_t entries = (uint64_t)v->cc + 2;
-	v->fat = calloc(entries, 4);
-	v->fat_dirty = calloc(entries / FAT_PAGE_ENTRIES + 1, 1);
-	v->fat_loaded = calloc(entries / FAT_CHUNK_ENTRIES + 1, 1);
+	/* A check that cannot write needs no copy of the FAT: a few small
+	 * windows over it, as chains are walked, keep its memory constant. */
+	bool read_only = !v->o->writable && !v->o->rescue;
+	if (read_only) {
+		v->fat_win = malloc((size_t)FAT_WINDOWS * FAT_WINDOW_ENTRIES * 4);
+	} else {
+		v->fat = calloc(entries, 4);
+		v->fat_dirty = calloc(entries / FAT_PAGE_ENTRIES + 1, 1);
+		v->fat_loaded = calloc(entries / FAT_CHUNK_ENTRIES + 1, 1);
+	}
 	v->used = calloc(((uint64_t)v->cc + 7) / 8 + 8, 1);
+	v->used_pages = calloc(((uint64_t)v->cc + 7) / 8 / USED_PAGE_BYTES + 1, 1);
 	v->upcase = malloc(EXFAT_UPCASE_CHARS * sizeof(uint16_t));
-	if (!v->fat || !v->fat_dirty || !v->fat_loaded || !v->used || !v->upcase) {
+	if ((read_only ? !v->fat_win : !v->fat || !v->fat_dirty || !v->fat_loaded) ||
+	    !v->used || !v->used_pages || !v->upcase) {
 		fail_op(v, "out of memory (%llu clusters)", (unsigned long long)v->cc);
 		return -1;
 	}
-	exfat_upcase_default_map(v->upcase);
 	uint32_t f0 = fat_get(v, 0), f1 = fat_get(v, 1);
 	if (v->failed)
 		return -1;
@@ -1417,6 +1530,8 @@ static int write_fat(struct vol *v)
 {
 	uint64_t entries = (uint64_t)v->cc + 2;
 	uint32_t page[FAT_PAGE_ENTRIES];
+	if (!v->fat)
+		return 0;
 	for (uint64_t p = 0; p * FAT_PAGE_ENTRIES < entries; p++) {
 		if (!v->fat_dirty[p])
 			continue;
@@ -1437,7 +1552,7 @@ static uint32_t alloc_cluster(struct vol *v, uint32_t *cursor)
 	for (; *cursor < v->cc; (*cursor)++) {
 		uint32_t k = *cursor;
 		if (!exfat_bitmap_test(v->used, k) && !exfat_bitmap_test(v->disk_bm, k)) {
-			exfat_bitmap_set(v->used, k);
+			mark_used(v, k);
 			exfat_bitmap_set(v->disk_bm, k);
 			v->bm_dirty[(k / 8) >> v->cshift] = 1;
 			return k + EXFAT_FIRST_CLUSTER;
@@ -1664,10 +1779,113 @@ static void bitmap_take(struct vol *v, bool set)
 	}
 }
 
+static uint64_t count_used(const struct vol *v)
+{
+	uint64_t n = 0, words = ((uint64_t)v->cc + 63) / 64;
+	for (uint64_t w = 0; w < words; w++) {
+		if (!v->used_pages[w * 8 / USED_PAGE_BYTES]) {
+			w = ((w * 8 / USED_PAGE_BYTES + 1) * USED_PAGE_BYTES) / 8 - 1;
+			continue;
+		}
+		uint64_t x;
+		memcpy(&x, v->used + w * 8, 8);
+		n += (unsigned)__builtin_popcountll(x);
+	}
+	return n;
+}
+
+static void bitmap_problems(struct vol *v, uint64_t free_but_used, uint32_t first_fbu,
+			    uint64_t orphans, uint32_t first_orphan)
+{
+	if (free_but_used &&
+	    problem(v, "bitmap-free-in-use", "", cluster_pos(v, v->bm_first), true, "mark them used",
+		    "%llu clusters in use are marked free in the allocation bitmap (first: %u)",
+		    (unsigned long long)free_but_used, first_fbu) && v->disk_bm)
+		bitmap_take(v, true);
+	if (orphans &&
+	    problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true,
+		    "mark them free (-s keeps them in /LOST+FOUND)",
+		    "%llu clusters marked used belong to no file (first: %u)",
+		    (unsigned long long)orphans, first_orphan) && v->disk_bm)
+		bitmap_take(v, false);
+}
+
+/* The read-only comparison: the on-disk bitmap is read in large runs into
+ * one small buffer and compared word by word with the clusters in use;
+ * pages of used that no cluster touched count as zero without being read. */
+static void check_bitmap_streamed(struct vol *v)
+{
+	uint64_t words = ((uint64_t)v->cc + 63) / 64, w = 0;
+	uint64_t orphans = 0, free_but_used = 0;
+	uint32_t first_fbu = 0, first_orphan = 0;
+	size_t cap = BM_READ_BYTES > v->csize ? BM_READ_BYTES : v->csize;
+	uint8_t *buf = malloc(cap + 8);
+	if (!buf) {
+		fail_op(v, "out of memory");
+		return;
+	}
+	for (uint32_t k = 0; k < v->bm_count && w < words;) {
+		uint32_t run = 1;
+		while (k + run < v->bm_count && v->bm_clusters[k + run] == v->bm_clusters[k] + run &&
+		       ((uint64_t)(run + 1) << v->cshift) <= cap)
+			run++;
+		uint64_t len = (uint64_t)run << v->cshift, start = (uint64_t)k << v->cshift;
+		if (len > v->bm_bytes - start)
+			len = v->bm_bytes - start;
+		/* A hole in a sparse image: no cluster marked there, nothing to
+		 * read, and only the touched pages of used to look at. */
+		bool hole = is_hole(v, cluster_pos(v, v->bm_clusters[k]), len);
+		memset(buf + len, 0, 8 - len % 8);
+		if (!hole && dev_read(v, cluster_pos(v, v->bm_clusters[k]), buf, len) < 0)
+			break;
+		uint64_t w0 = w, w_end = w0 + (len + 7) / 8 < words ? w0 + (len + 7) / 8 : words;
+		for (; w < w_end; w++) {
+			uint64_t disk = 0, in_use = 0;
+			bool touched = v->used_pages[w * 8 / USED_PAGE_BYTES];
+			if (hole && !touched) {
+				uint64_t next = (w * 8 / USED_PAGE_BYTES + 1) * USED_PAGE_BYTES / 8;
+				w = (next < w_end ? next : w_end) - 1;
+				continue;
+			}
+			if (!hole) {
+				memcpy(&disk, buf + (w - w0) * 8, 8);
+				disk = le64toh(disk);
+			}
+			if (touched) {
+				memcpy(&in_use, v->used + w * 8, 8);
+				in_use = le64toh(in_use);
+			}
+			if (w == words - 1 && v->cc % 64)
+				disk &= (1ull << (v->cc % 64)) - 1;
+			uint64_t orphan = disk & ~in_use, missing = in_use & ~disk;
+			if (orphan) {
+				if (!orphans)
+					first_orphan = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(orphan)) + EXFAT_FIRST_CLUSTER;
+				orphans += (unsigned)__builtin_popcountll(orphan);
+			}
+			if (missing) {
+				if (!free_but_used)
+					first_fbu = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(missing)) + EXFAT_FIRST_CLUSTER;
+				free_but_used += (unsigned)__builtin_popcountll(missing);
+			}
+		}
+		k += run;
+	}
+	free(buf);
+	if (v->failed)
+		return;
+	bitmap_problems(v, free_but_used, first_fbu, orphans, first_orphan);
+	v->r->clusters_used += count_used(v);
+}
+
 static void check_bitmap(struct vol *v)
 {
-	uint64_t free_but_used, orphans, words = ((uint64_t)v->cc + 63) / 64;
+	uint64_t free_but_used, orphans;
 	uint32_t first_fbu = 0, first_orphan = 0;
+	if (!v->disk_bm) {
+		check_bitmap_streamed(v);
+		return;
+	}
 	orphans = bits_only_in(v, v->disk_bm, v->used, &first_orphan);
 	/* With -s the orphans become files, and the clusters of the new
 	 * directory are marked in disk_bm: the bitmap to be written. */
@@ -1676,22 +1894,8 @@ static void check_bitmap(struct vol *v)
 	if (v->failed)
 		return;
 	free_but_used = bits_only_in(v, v->used, v->disk_bm, &first_fbu);
-	if (free_but_used &&
-	    problem(v, "bitmap-free-in-use", "", cluster_pos(v, v->bm_first), true, "mark them used",
-		    "%llu clusters in use are marked free in the allocation bitmap (first: %u)",
-		    (unsigned long long)free_but_used, first_fbu))
-		bitmap_take(v, true);
-	if (orphans &&
-	    problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true,
-		    "mark them free (-s keeps them in /LOST+FOUND)",
-		    "%llu clusters marked used belong to no file (first: %u)",
-		    (unsigned long long)orphans, first_orphan))
-		bitmap_take(v, false);
-	for (uint64_t w = 0; w < words; w++) {
-		uint64_t x;
-		memcpy(&x, v->used + w * 8, 8);
-		v->r->clusters_used += (unsigned)__builtin_popcountll(x);
-	}
+	bitmap_problems(v, free_but_used, first_fbu, orphans, first_orphan);
+	v->r->clusters_used += count_used(v);
 	for (uint32_t c = 0; c < v->bm_count; c++)
 		if (v->bm_dirty[c])
 			dev_write(v, cluster_pos(v, v->bm_clusters[c]), v->disk_bm + ((uint64_t)c << v->cshift), v->csize);
@@ -1729,7 +1933,7 @@ static void free_vol(struct vol *v)
 	for (size_t k = 0; k < v->nstack; k++)
 		free(v->stack[k].path), free(v->stack[k].clusters);
 	free(v->stack);
-	free(v->boot), free(v->fat), free(v->fat_dirty), free(v->fat_loaded), free(v->used);
+	free(v->boot), free(v->fat), free(v->fat_win), free(v->fat_dirty), free(v->fat_loaded), free(v->used), free(v->used_pages);
 	free(v->disk_bm), free(v->bm_dirty), free(v->bm_clusters), free(v->upcase), free(v->root_clusters);
 }
 
@@ -1737,7 +1941,9 @@ int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts
 		   struct exfat_fsck_result *result)
 {
 	struct vol v = { .fd = fd, .dev_size = dev_size, .o = opts, .r = result };
+	struct stat st;
 	memset(result, 0, sizeof(*result));
+	v.seek_holes = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 	if (check_boot(&v) < 0 || read_fat(&v) < 0)
 		goto done;
 

@@ -388,6 +388,25 @@ same() {
 	same keep.txt keep.txt
 }
 
+# ---- sparse image files ----------------------------------------------------
+
+@test "sparse images: damage written into the holes of a 2 TiB image is found and repaired" {
+	IMG=$BATS_TEST_TMPDIR/big.img
+	"$KBOX" mkfs.exfat -q -d "$TREE" "$IMG" 2T
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	local bm root csize
+	bm=$(loc bitmap | cut -d' ' -f1); root=$(loc root)
+	csize=$(( $(loc cluster 3) - $(loc cluster 2) ))
+	# Both places are holes of the sparse file until written here.
+	poke $((root + csize - 32)) 85 02
+	poke $((bm + 1500000)) 01
+	run -4 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
+	echo "$output" | jq -e '[.problems[].code] | index("entry-after-end") != null and index("bitmap-orphan") != null'
+	echo "$output" | jq -e '.problems[] | select(.code == "bitmap-orphan") | .message | test("^1 clusters .*first: 12000002")'
+	repair
+	[ "$(od -An -tu1 -j $((bm + 1500000)) -N1 "$IMG")" -eq 0 ]
+}
+
 # ---- modes, exit codes, safety --------------------------------------------
 
 @test "usage errors exit 16; a missing device exits 8" {
@@ -428,7 +447,7 @@ same() {
 	[ $(( $(od -An -tu2 -j 106 -N2 "$IMG") & 2 )) -eq 0 ]
 }
 
-@test "a mounted filesystem is not repaired (exit 8); a read-only check warns" {
+@test "a mounted filesystem (device or its image file) is not repaired (exit 8); a read-only check warns" {
 	require_root
 	require_cmd mount.exfat-fuse
 	local mnt=$BATS_TEST_TMPDIR/mnt dev
@@ -439,7 +458,26 @@ same() {
 	assert_output --partial "mounted"
 	run "$KBOX" fsck.exfat -n "$dev"
 	assert_output --partial "mounted"
+	# The image file behind the loop device is refused too.
+	run -8 "$KBOX" fsck.exfat -y "$IMG"
+	assert_output --partial "is mounted on $mnt"
 	umount "$mnt"; losetup -d "$dev"
+	run -0 "$KBOX" fsck.exfat -y "$IMG"
+}
+
+@test "an image file that is a mount's source is not repaired; its escaped name is matched" {
+	require_root
+	local img="$BATS_TEST_TMPDIR/with space.img" mnt=$BATS_TEST_TMPDIR/mnt
+	cp --sparse=always "$IMG" "$img"
+	mkdir -p "$mnt"
+	# tmpfs takes any source string: the mount table names the image.
+	mount -t tmpfs "$img" "$mnt"
+	run -8 "$KBOX" fsck.exfat -y "$img"
+	assert_output --partial "is mounted on $mnt: refusing to repair it"
+	run -0 "$KBOX" fsck.exfat -n "$img"
+	assert_output --partial "warning: $img is mounted on $mnt"
+	umount "$mnt"
+	run -0 "$KBOX" fsck.exfat -y "$img"
 }
 
 # ---- undo files ----------------------------------------------------------
