@@ -11,9 +11,8 @@ CFLAGS    ?= -O2 -g
 WARNINGS  := -Wall -Wextra -Werror
 PKGS      := mount blkid libgpiod libzstd fdisk
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# The libraries are not linked: libcommon/lib*-load.c open each on first
-# use (see libcommon/lazylib.h), so a run loads only the ones it calls.
-PKG_LIBS   :=
+# libmount is loaded on first use (libcommon/mountlib.c), not at start-up.
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out mount,$(PKGS)) 2>/dev/null)
 ALL_CFLAGS = -std=gnu11 $(WARNINGS) $(CFLAGS) -D_GNU_SOURCE -DKBOX_VERSION='"$(VERSION)"' \
              -Ilibcommon $(PKG_CFLAGS)
 # --as-needed: an applet set that never calls into a library does not link it,
