@@ -11,8 +11,7 @@ CFLAGS    ?= -O2 -g
 WARNINGS  := -Wall -Wextra -Werror
 PKGS      := mount blkid libgpiod libzstd fdisk
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libmount is loaded on first use (libcommon/mountlib.c), not at start-up.
-PKG_LIBS   := $(shell pkg-config --libs $(filter-out mount,$(PKGS)) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = -std=gnu11 $(WARNINGS) $(CFLAGS) -D_GNU_SOURCE -DKBOX_VERSION='"$(VERSION)"' \
              -Ilibcommon $(PKG_CFLAGS)
 # --as-needed: an applet set that never calls into a library does not link it,
