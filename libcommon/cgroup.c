@@ -2,6 +2,7 @@
  * diagnosed failures, creation/removal, statistics, and spawning a command
  * directly inside a cgroup with clone3(CLONE_INTO_CGROUP). */
 #include "cgroup.h"
+#include "readfile.h"
 #include "syscalls.h"
 
 #include <dirent.h>
@@ -191,37 +192,12 @@ int kb_cgroup_resolve(const struct kb_cgroup_mount *m, const char *name,
 
 /* ---- inspecting ----------------------------------------------------------- */
 
-static ssize_t read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	size_t n = 0;
-	while (n + 1 < len) {
-		ssize_t r = read(fd, buf + n, len - 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int err = errno;
-			close(fd);
-			errno = err;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		n += r;
-	}
-	close(fd);
-	buf[n] = '\0';
-	return n;
-}
-
 int kb_cgroup_read(const char *cgroup, const char *file, char *buf, size_t len)
 {
 	char path[KB_CGROUP_PATH_MAX];
 	if (join(path, sizeof(path), cgroup, file))
 		return -1;
-	ssize_t n = read_file(path, buf, len);
+	ssize_t n = kb_read_small_file(path, buf, len);
 	if (n < 0)
 		return -1;
 	while (n > 0 && buf[n - 1] == '\n')
@@ -333,7 +309,7 @@ void kb_cgroup_v1_controllers(char *out, size_t len)
 int kb_cgroup_self(char *out, size_t len)
 {
 	char buf[8192];
-	if (read_file("/proc/self/cgroup", buf, sizeof(buf)) < 0)
+	if (kb_read_small_file("/proc/self/cgroup", buf, sizeof(buf)) < 0)
 		return -1;
 	for (char *line = buf; *line;) {
 		char *end = strchrnul(line, '\n');

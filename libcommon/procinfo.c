@@ -1,5 +1,6 @@
 /* /proc process and thread facts; see procinfo.h. */
 #include "procinfo.h"
+#include "readfile.h"
 #include "kbox.h"
 #include "syscalls.h"
 
@@ -14,29 +15,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A process that is gone reads as empty: say so with ESRCH. */
 static ssize_t read_proc_file(pid_t pid, const char *name, char *buf, size_t cap)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + len, cap - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || (len += (size_t)n) >= cap - 1)
-			break;
-	}
-	int e = errno;
-	close(fd);
-	buf[len] = '\0';
-	if (len == 0) {
-		errno = e ? e : ESRCH;
-		return -1;
-	}
-	return (ssize_t)len;
+	errno = 0;
+	ssize_t len = kb_read_small_file(path, buf, cap);
+	if (len == 0)
+		errno = ESRCH;
+	return len > 0 ? len : -1;
 }
 
 int kb_proc_comm(pid_t pid, char *buf, size_t len)

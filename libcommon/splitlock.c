@@ -2,6 +2,7 @@
  * The message texts are those of arch/x86/kernel/cpu/intel.c (5.7-6.6) and
  * arch/x86/kernel/cpu/bus_lock.c (6.7 on). */
 #include "splitlock.h"
+#include "readfile.h"
 #include "kmsg.h"
 
 #include <errno.h>
@@ -231,31 +232,6 @@ enum kb_sl_mode kb_sl_parse_cmdline_option(const char *arg, unsigned *ratelimit)
 	return KB_SL_MODE_WARN;  /* unrecognised values leave the default */
 }
 
-/* Reads a small file into buf (NUL-terminated); returns length or -1. */
-static ssize_t read_small(const char *path, char *buf, size_t cap)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	size_t len = 0;
-	while (len < cap - 1) {
-		ssize_t n = read(fd, buf + len, cap - 1 - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	return (ssize_t)len;
-}
 
 static bool has_word(const char *list, const char *word)
 {
@@ -294,7 +270,7 @@ static void read_cpuinfo(struct kb_sl_status *st)
 static void read_cmdline(struct kb_sl_status *st)
 {
 	char buf[4096];
-	if (read_small("/proc/cmdline", buf, sizeof(buf)) < 0)
+	if (kb_read_small_file("/proc/cmdline", buf, sizeof(buf)) < 0)
 		return;
 	st->cmdline_read = true;
 	char *save = NULL;
@@ -312,7 +288,7 @@ static int read_int_file(const char *path, int *err)
 {
 	char buf[32];
 	*err = 0;
-	if (read_small(path, buf, sizeof(buf)) < 0) {
+	if (kb_read_small_file(path, buf, sizeof(buf)) < 0) {
 		*err = errno;
 		return -1;
 	}

@@ -1,0 +1,12 @@
+/* Reading small text files (/proc, /sys, cgroupfs) in one go. */
+#ifndef KBOX_READFILE_H
+#define KBOX_READFILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Reads at most cap-1 bytes of path into buf and NUL-terminates it (cap >= 1).
+ * Returns the length read, or -1 with errno set. */
+ssize_t kb_read_small_file(const char *path, char *buf, size_t cap);
+
+#endif
