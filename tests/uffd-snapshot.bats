@@ -40,6 +40,17 @@ stop_target() {
 }
 
 # The target runs freely: no thread stopped or traced, no userfaultfd left in it.
+# snapshot_rounds N: N snapshots of the running target, each checked against its layout.
+snapshot_rounds() {
+	local i
+	for ((i = 0; i < $1; i++)); do
+		run kb uffd-snapshot -o "$WORK/core" "$T"
+		assert_success
+		run "$KBOX_TESTBIN/snap-check" "$WORK/core" "$LAYOUT"
+		assert_success
+	done
+}
+
 assert_target_free() {
 	local st
 	for st in /proc/"$T"/task/*/stat; do
@@ -125,12 +136,7 @@ assert_target_free() {
 
 @test "transparent huge pages and a target inside nanosleep" {
 	start_target --mib 128 --threads 2 --thp
-	for _ in 1 2 3; do
-		run kb uffd-snapshot -o "$WORK/core" "$T"
-		assert_success
-		run "$KBOX_TESTBIN/snap-check" "$WORK/core" "$LAYOUT"
-		assert_success
-	done
+	snapshot_rounds 3
 	# The main thread sleeps in nanosleep; the target exits 98 if a sleep
 	# ever returned an error, e.g. a system call not restarted properly.
 	assert_target_free
@@ -203,12 +209,7 @@ assert_target_free() {
 
 @test "mappings created, moved and removed during the copy" {
 	start_target --mib 64 --threads 2 --churn
-	for _ in 1 2 3 4 5; do
-		run kb uffd-snapshot -o "$WORK/core" "$T"
-		assert_success
-		run "$KBOX_TESTBIN/snap-check" "$WORK/core" "$LAYOUT"
-		assert_success
-	done
+	snapshot_rounds 5
 	assert_target_free
 	stop_target
 }
