@@ -701,7 +701,10 @@ static void report_ready(struct watch *w)
 	struct event_queue *q = &w->ready;
 	if (!q->count)
 		return;
-	int64_t realtime_offset = (int64_t)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC));
+	/* Only edge events can carry realtime stamps; read the clocks only then. */
+	int64_t realtime_offset = 0;
+	if (q->count > 1 && w->o->edge.clock == KB_GPIO_CLOCK_REALTIME)
+		realtime_offset = (int64_t)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC));
 	/* Insertion sort: batches are small and mostly in order already; stable. */
 	for (size_t i = 1; i < q->count; i++) {
 		struct event ev = q->ev[i];
