@@ -17,6 +17,22 @@ int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode)
 		f->fd = STDOUT_FILENO;
 		return 0;
 	}
+	struct stat sb;
+	if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		if (S_ISDIR(sb.st_mode)) {
+			errno = EISDIR;
+			return -1;
+		}
+		/* A device, FIFO or socket (/dev/null, a pipe to a compressor):
+		 * write into it; renaming a file over it would replace the node. */
+		f->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		f->direct = f->fd >= 0;
+		return f->fd >= 0 ? 0 : -1;
+	}
+	/* Through a symbolic link: replace the file it names, not the link. */
+	char *resolved = realpath(path, NULL);
+	if (resolved)
+		path = resolved;
 	char *copy = strdup(path), *copy2 = strdup(path);
 	if (!copy || !copy2) {
 		free(copy);
@@ -36,6 +52,7 @@ int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode)
 		f->tmp = NULL;
 		free(copy);
 		free(copy2);
+		free(resolved);
 		errno = ENOMEM;
 		return -1;
 	}
@@ -46,9 +63,11 @@ int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode)
 	if (f->fd < 0 || fchmod(f->fd, mode) < 0 || !(f->path = strdup(path))) {
 		int e = errno;
 		kb_outfile_abort(f);
+		free(resolved);
 		errno = e;
 		return -1;
 	}
+	free(resolved);
 	return 0;
 }
 
@@ -71,6 +90,10 @@ int kb_outfile_write(void *arg, const void *buf, size_t len)
 
 int kb_outfile_commit(struct kb_outfile *f)
 {
+	if (f->direct) {
+		f->direct = false;
+		return close(f->fd);
+	}
 	if (!f->tmp)
 		return 0;
 	if (fsync(f->fd) < 0) {
@@ -129,6 +152,9 @@ int kb_outfile_commit(struct kb_outfile *f)
 
 void kb_outfile_abort(struct kb_outfile *f)
 {
+	if (f->direct)
+		close(f->fd);
+	f->direct = false;
 	if (f->tmp) {
 		if (f->fd >= 0)
 			close(f->fd);

@@ -1,6 +1,6 @@
 /* Output files written safely: to an unnamed O_TMPFILE (or a temporary name in the destination's
  * directory where that is unsupported), mode as given, fsynced, then renamed; or to
- * standard output for "-". */
+ * standard output for "-". An existing device, FIFO or socket is written in place. */
 #ifndef KBOX_OUTFILE_H
 #define KBOX_OUTFILE_H
 
@@ -13,6 +13,7 @@ struct kb_outfile {
 	char *path;     /* final name; NULL for stdout */
 	char *tmp;      /* temporary name while writing */
 	bool unnamed;   /* O_TMPFILE: no name until committed */
+	bool direct;    /* an existing device, FIFO or socket, written in place */
 };
 
 int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode);

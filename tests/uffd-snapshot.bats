@@ -134,6 +134,35 @@ assert_target_free() {
 	stop_target
 }
 
+@test "an existing FIFO or device is written in place, a symlink's file is replaced" {
+	start_target --mib 8 --threads 1
+	mkfifo "$WORK/fifo"
+	cat "$WORK/fifo" >"$WORK/from-fifo" &
+	local reader=$!
+	run kb uffd-snapshot -o "$WORK/fifo" "$T"
+	assert_success
+	wait "$reader"
+	[ -p "$WORK/fifo" ]
+	run "$KBOX_TESTBIN/snap-check" "$WORK/from-fifo" "$LAYOUT"
+	assert_success
+	# A character device of our own (the null device's numbers) stays one.
+	mknod "$WORK/null" c 1 3
+	run kb uffd-snapshot -o "$WORK/null" "$T"
+	assert_success
+	[ -c "$WORK/null" ]
+	touch "$WORK/real"
+	ln -s real "$WORK/link"
+	run kb uffd-snapshot -o "$WORK/link" "$T"
+	assert_success
+	[ -L "$WORK/link" ]
+	run "$KBOX_TESTBIN/snap-check" "$WORK/real" "$LAYOUT"
+	assert_success
+	run kb uffd-snapshot -o "$WORK" "$T"
+	assert_failure
+	assert_output --partial "Is a directory"
+	stop_target
+}
+
 @test "transparent huge pages and a target inside nanosleep" {
 	start_target --mib 128 --threads 2 --thp
 	snapshot_rounds 3
