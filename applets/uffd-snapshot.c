@@ -331,12 +331,15 @@ static int uffd_snapshot_main(int argc, char **argv)
 		double secs = (double)s.total_ns / 1e9;
 		fprintf(stderr,
 			"%s: pid %d: %zu threads, %zu mappings (%zu dumped, %zu write-protected)\n"
-			"%s: stop %.3f ms, inject %.3f ms, protect %.3f ms, stopped copy %.3f ms, resume %.3f ms\n"
+			"%s: first stop %.3f ms (inject %.3f ms), protect while running %.3f ms\n"
+			"%s: stop %.3f ms, protect again %llu pages and the rest %.3f ms, stopped copy %.3f ms, resume %.3f ms\n"
 			"%s: pause %.3f ms\n"
 			"%s: copy %.3f ms, total %.3f ms, %s core, %.0f MiB/s\n"
 			"%s: pages copied ahead of a write %llu, in the background %llu, while stopped %llu, lost %llu\n",
 			kb_name(), (int)pid, s.threads, s.mappings, s.mappings_dumped, s.mappings_protected,
-			kb_name(), ms(s.stop_ns), ms(s.inject_ns), ms(s.protect_ns), ms(s.stopped_copy_ns),
+			kb_name(), ms(s.first_pause_ns), ms(s.inject_ns), ms(s.protect_running_ns),
+			kb_name(), ms(s.stop_ns), (unsigned long long)s.pages_reprotected, ms(s.protect_ns),
+			ms(s.stopped_copy_ns),
 			ms(s.resume_ns), kb_name(), ms(s.pause_ns), kb_name(), ms(s.copy_ns), ms(s.total_ns),
 			kb_format_size(s.core_bytes, a, sizeof(a)),
 			secs > 0 ? (double)s.core_bytes / 1048576.0 / secs : 0, kb_name(),

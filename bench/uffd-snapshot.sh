@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # uffd-snapshot vs gcore on a busy 1 GiB process, side by side in one run:
 # the longest stall the process saw, wall time and MB/s, with and without
-# compression; medians of RUNS runs and ratios. Needs root and gdb (gcore).
+# compression, to the disk and to tmpfs (/dev/shm: what each tool does
+# without the disk's speed in the way); medians of RUNS runs and ratios.
+# Needs root and gdb (gcore).
 # Usage: bench/uffd-snapshot.sh [MIB] [RUNS]
 set -eu
 cd "$(dirname "$0")/.."
@@ -13,8 +15,9 @@ command -v gcore >/dev/null || { echo "bench: needs gcore (package gdb)"; exit 0
 command -v zstd >/dev/null || { echo "bench: needs zstd"; exit 0; }
 
 dir=$(mktemp -d)
+shm=$(mktemp -d /dev/shm/kbox-bench.XXXXXX)
 target=
-cleanup() { [ -n "$target" ] && kill -KILL "$target" 2>/dev/null; rm -rf "$dir"; }
+cleanup() { [ -n "$target" ] && kill -KILL "$target" 2>/dev/null; rm -rf "$dir" "$shm"; }
 trap cleanup EXIT
 
 build/tests/snap-target --mib "$MIB" --threads 1 --layout "$dir/layout" >"$dir/target.out" &
@@ -37,7 +40,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 # run NAME COMMAND...: one measured run; appends "stall_ms wall_s bytes" to $dir/NAME.
 run() {
 	local name=$1; shift
-	rm -f "$dir"/core*
+	rm -f "$dir"/core* "$shm"/core*
 	stall >/dev/null
 	local t0 t1
 	t0=$(now)
@@ -46,7 +49,7 @@ run() {
 	local s
 	s=$(stall)
 	local bytes
-	bytes=$(stat -c %s "$dir"/core* 2>/dev/null | head -n 1)
+	bytes=$(stat -c %s "$dir"/core* "$shm"/core* 2>/dev/null | head -n 1)
 	echo "$s $(echo "$t1 - $t0" | bc -l) ${bytes:-0}" >>"$dir/$name"
 }
 
@@ -63,12 +66,14 @@ for i in $(seq "$RUNS"); do
 	run gcore gcore_sync
 	run kbox_z "$KBOX" uffd-snapshot -z -o "$dir/core.zst" "$target"
 	run gcore_z gcore_zstd
+	run kbox_shm "$KBOX" uffd-snapshot -o "$shm/core" "$target"
+	run gcore_shm gcore -o "$shm/core" "$target"
 done
 
 col() { awk -v c="$2" '{print $c}' "$dir/$1" | median; }
 printf '%s MiB busy target, median of %s runs\n' "$MIB" "$RUNS"
 printf '%-22s %14s %10s %10s %12s\n' tool "longest stall" "wall" "MB/s" "file size"
-for t in kbox gcore kbox_z gcore_z; do
+for t in kbox gcore kbox_z gcore_z kbox_shm gcore_shm; do
 	s=$(col $t 1) w=$(col $t 2) b=$(col $t 3)
 	label=$t
 	case $t in
@@ -76,11 +81,14 @@ for t in kbox gcore kbox_z gcore_z; do
 	kbox_z) label="kbox uffd-snapshot -z" ;;
 	gcore) label="gcore (+ sync)" ;;
 	gcore_z) label="gcore + zstd -T0" ;;
+	kbox_shm) label="kbox to tmpfs" ;;
+	gcore_shm) label="gcore to tmpfs" ;;
 	esac
 	printf '%-22s %11.1f ms %8.3f s %10.0f %10.1f MB\n' "$label" "$s" "$w" \
 		"$(echo "$MIB * 1.048576 / $w" | bc -l)" "$(echo "$b / 1000000" | bc -l)"
 	eval "stall_$t=$s wall_$t=$w"
 done
-printf 'ratios (gcore / kbox): stall %.0fx, wall %.2fx; compressed: stall %.0fx, wall %.2fx\n' \
+printf 'ratios (gcore / kbox): stall %.0fx, wall %.2fx; compressed: stall %.0fx, wall %.2fx; tmpfs: stall %.0fx, wall %.2fx\n' \
 	"$(echo "$stall_gcore / $stall_kbox" | bc -l)" "$(echo "$wall_gcore / $wall_kbox" | bc -l)" \
-	"$(echo "$stall_gcore_z / $stall_kbox_z" | bc -l)" "$(echo "$wall_gcore_z / $wall_kbox_z" | bc -l)"
+	"$(echo "$stall_gcore_z / $stall_kbox_z" | bc -l)" "$(echo "$wall_gcore_z / $wall_kbox_z" | bc -l)" \
+	"$(echo "$stall_gcore_shm / $stall_kbox_shm" | bc -l)" "$(echo "$wall_gcore_shm / $wall_kbox_shm" | bc -l)"

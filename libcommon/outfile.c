@@ -71,6 +71,8 @@ int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode)
 	return 0;
 }
 
+#define WRITEBACK_STEP (32ull << 20)
+
 int kb_outfile_write(void *arg, const void *buf, size_t len)
 {
 	struct kb_outfile *f = arg;
@@ -84,6 +86,14 @@ int kb_outfile_write(void *arg, const void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		f->written += (uint64_t)n;
+	}
+	/* Start writing back what is written, so that the disk works while we
+	 * produce the rest and the final fsync has little left to do. */
+	if (f->tmp && f->written - f->flushed >= WRITEBACK_STEP) {
+		sync_file_range(f->fd, (off_t)f->flushed, (off_t)(f->written - f->flushed),
+				SYNC_FILE_RANGE_WRITE);
+		f->flushed = f->written;
 	}
 	return 0;
 }

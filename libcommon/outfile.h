@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct kb_outfile {
@@ -14,6 +15,7 @@ struct kb_outfile {
 	char *tmp;      /* temporary name while writing */
 	bool unnamed;   /* O_TMPFILE: no name until committed */
 	bool direct;    /* an existing device, FIFO or socket, written in place */
+	uint64_t written, flushed; /* bytes written; of which writeback was started */
 };
 
 int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode);

@@ -152,6 +152,8 @@ int kb_procmaps_add_smaps(pid_t pid, struct kb_maps *maps)
 			continue;
 		if (sscanf(line, "Anonymous: %llu kB", &v) == 1)
 			cur->anonymous = v * 1024;
+		else if (sscanf(line, "AnonHugePages: %llu kB", &v) == 1)
+			cur->anon_huge = v * 1024;
 		else if (sscanf(line, "KernelPageSize: %llu kB", &v) == 1)
 			cur->kernel_page_size = v * 1024;
 		else if (!strncmp(line, "VmFlags:", 8)) {

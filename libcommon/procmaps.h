@@ -17,6 +17,7 @@ struct kb_mapping {
 	/* From /proc/PID/smaps (filled by kb_procmaps_add_smaps). */
 	bool have_smaps;
 	uint64_t anonymous;     /* bytes of anonymous (written) pages */
+	uint64_t anon_huge;     /* of which in transparent huge pages */
 	uint64_t kernel_page_size;
 	bool dontdump, io, hugetlb;
 	bool elf_header;        /* starts with an ELF header (set by the caller) */

@@ -1,12 +1,16 @@
 /* The snapshot engine (see uffd_snapshot.h).
  *
  * Order of events: classify the mappings (smaps, before stopping anything);
- * the helper process stops every thread and creates a userfaultfd inside the
- * target; we register and write-protect the writable mappings we dump, copy
- * the writable ones that cannot be protected, and let the helper resume the
- * target. Then one thread serves write faults (copy the page, release it)
- * while the main thread copies everything in order, releasing each chunk as
- * soon as it is copied. */
+ * a first short stop creates a userfaultfd inside the target; while the
+ * target runs again we register and write-protect the writable mappings we
+ * dump, merely releasing (and noting) the pages it writes meanwhile. The
+ * second stop is the instant the core shows: protect again the pages noted,
+ * copy the writable mappings that cannot be protected, read the threads'
+ * registers, and let the target go. Then one thread serves write faults (copy
+ * the page, release it) while the main thread copies everything in order,
+ * releasing each chunk as soon as it is copied. Write-protecting a large
+ * mapping takes tens of milliseconds, so doing it before the pause keeps the
+ * pause short. */
 #include "uffd_snapshot.h"
 #include "elfcore.h"
 #include "procmaps.h"
@@ -30,6 +34,10 @@
 
 #define PAGE 4096ull
 #define CHUNK (2ull << 20)   /* copy and release unit: one huge page */
+/* What a write fault copies and releases: small enough that the writer waits
+ * little, large enough that a sequential writer faults rarely. */
+#define FAULT_UNIT (256ull << 10)
+#define POOL_MAX 32          /* chunk buffers kept for reuse */
 
 static uint64_t mono_ns(void)
 {
@@ -86,10 +94,27 @@ struct range {
 	uint64_t start, end, to;
 };
 
+/* A mapping registered and write-protected while the target ran. */
+struct pre_range {
+	uint64_t start, end, inode;
+	uint64_t granule;       /* what a write fault releases meanwhile */
+	bool used;              /* its protection carried over to the pause */
+};
+
 struct engine {
 	pid_t pid;
 	int uffd;
 	pthread_mutex_t lock;
+	/* Before the pause (under lock): faults only release and are noted. */
+	bool pre;
+	struct pre_range *prot;
+	size_t nprot;
+	struct range *dirty;    /* released while running: protect again at the pause */
+	size_t ndirty;
+	struct range *changed;  /* moved, unmapped or discarded while running */
+	size_t nchanged;
+	struct range *pre_pending; /* releases refused (EAGAIN) while running */
+	size_t npre_pending;
 	struct seg *segs;
 	size_t nsegs;
 	struct range *remaps;   /* moves by mremap, in order: [start,end) -> to */
@@ -100,6 +125,8 @@ struct engine {
 	struct range *pending;  /* releases the fault thread must retry */
 	size_t npending;
 	bool gone;              /* the target exited */
+	unsigned char *pool[POOL_MAX]; /* freed chunk buffers (no page faults on reuse) */
+	size_t npool;
 	uint64_t pages_ahead, pages_lost;
 };
 
@@ -153,6 +180,7 @@ static void carry_over(struct kb_maps *now, const struct kb_maps *before)
 			continue;
 		m->have_smaps = b->have_smaps;
 		m->anonymous = b->anonymous;
+		m->anon_huge = b->anon_huge;
 		m->kernel_page_size = b->kernel_page_size;
 		m->dontdump = b->dontdump;
 		m->io = b->io;
@@ -279,6 +307,26 @@ static void add_range(struct range **v, size_t *n, struct range r)
 /* Copies the pages of [start, end) (original addresses, within one chunk,
  * current address cur) that were neither copied in order nor ahead yet.
  * Called with e->lock held. */
+/* Chunk buffers, under e->lock. */
+static unsigned char *chunk_get(struct engine *e)
+{
+	return e->npool ? e->pool[--e->npool] : malloc(CHUNK);
+}
+
+static void chunk_put(struct engine *e, unsigned char *p)
+{
+	if (p && e->npool < POOL_MAX)
+		e->pool[e->npool++] = p;
+	else
+		free(p);
+}
+
+static void mark_saved(struct saved_chunk *c, uint64_t a)
+{
+	unsigned bit = (unsigned)((a & (CHUNK - 1)) / PAGE);
+	c->have[bit / 64] |= 1ull << (bit % 64);
+}
+
 static void save_ahead(struct engine *e, struct seg *s, uint64_t start, uint64_t end, uint64_t cur,
 		       unsigned char *tmp)
 {
@@ -287,23 +335,35 @@ static void save_ahead(struct engine *e, struct seg *s, uint64_t start, uint64_t
 	if (!s->saved)
 		return;
 	struct saved_chunk *c = &s->saved[chunk_index(s->m, start)];
-	if (!c->data && !(c->data = malloc(CHUNK)))
+	if (!c->data && !(c->data = chunk_get(e)))
 		return;
 	uint64_t bad = 0;
+	/* The usual case, nothing of the range taken yet: read it in place. */
+	bool fresh = start >= s->done_upto && !e->nlost;
+	for (uint64_t a = start; fresh && a < end; a += PAGE)
+		fresh = !have_page(c, a);
+	if (fresh) {
+		if (read_mem(e->pid, cur, c->data + (start & (CHUNK - 1)), end - start, &bad) < 0)
+			return;
+		for (uint64_t a = start; a < end; a += PAGE)
+			mark_saved(c, a);
+		e->pages_ahead += (end - start) / PAGE;
+		return;
+	}
 	if (read_mem(e->pid, cur, tmp, end - start, &bad) < 0)
 		return;
 	for (uint64_t a = start; a < end; a += PAGE) {
 		if (a < s->done_upto || have_page(c, a) || is_lost(e, a))
 			continue;
 		memcpy(c->data + (a & (CHUNK - 1)), tmp + (a - start), PAGE);
-		unsigned bit = (unsigned)((a & (CHUNK - 1)) / PAGE);
-		c->have[bit / 64] |= 1ull << (bit % 64);
+		mark_saved(c, a);
 		e->pages_ahead++;
 	}
 }
 
-/* A write fault: copy the rest of its chunk (the process is likely to go on
- * writing there) and release it, which wakes the writer. */
+/* A write fault: copy what follows it up to FAULT_UNIT (the process is
+ * likely to go on writing there; a whole huge page where it has them) and
+ * release it, which wakes the writer. */
 static void serve_wp_fault(struct engine *e, uint64_t addr, unsigned char *tmp)
 {
 	uint64_t cur = addr & ~(PAGE - 1), len = PAGE;
@@ -313,10 +373,11 @@ static void serve_wp_fault(struct engine *e, uint64_t addr, unsigned char *tmp)
 	if (s && s->how == COPY_PROTECTED) {
 		uint64_t g = s->granule;
 		uint64_t start = orig & ~(g - 1), end = start + g;
-		/* Widen to the chunk when nothing was moved (moves are rare). */
+		/* Widen when nothing was moved (moves are rare). */
 		if (!e->nremaps) {
-			start = orig & ~(CHUNK - 1);
-			end = start + CHUNK;
+			uint64_t unit = s->m->anon_huge || g > FAULT_UNIT ? CHUNK : FAULT_UNIT;
+			start = orig & ~(unit - 1);
+			end = start + unit;
 			if (start < s->m->start)
 				start = s->m->start;
 			if (end > s->m->end)
@@ -347,6 +408,50 @@ static void release(struct engine *e, uint64_t start, uint64_t len)
 	}
 }
 
+/* Before the pause, under e->lock: a write fault releases its page (or its
+ * huge page) at once and notes it; moves and unmaps are noted so that the
+ * mappings they touch are protected again whole at the pause. */
+static void pre_event(struct engine *e, const struct kb_uffd_event *ev)
+{
+	switch (ev->kind) {
+	case KB_UFFD_WP_FAULT: {
+		uint64_t g = PAGE, lo = 0, hi = UINT64_MAX;
+		for (size_t i = 0; i < e->nprot; i++)
+			if (ev->addr >= e->prot[i].start && ev->addr < e->prot[i].end) {
+				g = e->prot[i].granule;
+				lo = e->prot[i].start;
+				hi = e->prot[i].end;
+				break;
+			}
+		uint64_t start = ev->addr & ~(g - 1), end = start + g;
+		if (start < lo)
+			start = lo;
+		if (end > hi)
+			end = hi;
+		/* Noted before it is released: the pause protects it again. */
+		struct range *last = e->ndirty ? &e->dirty[e->ndirty - 1] : NULL;
+		if (last && last->end == start)
+			last->end = end;
+		else
+			add_range(&e->dirty, &e->ndirty, (struct range){ start, end, 0 });
+		if (kb_uffd_writeprotect(e->uffd, start, end - start, false) < 0 && errno == EAGAIN)
+			add_range(&e->pre_pending, &e->npre_pending, (struct range){ start, end, 0 });
+		break;
+	}
+	case KB_UFFD_REMAP:
+		add_range(&e->changed, &e->nchanged, (struct range){ ev->addr, ev->end, 0 });
+		add_range(&e->changed, &e->nchanged,
+			  (struct range){ ev->to, ev->to + (ev->end - ev->addr), 0 });
+		break;
+	case KB_UFFD_REMOVE:
+	case KB_UFFD_UNMAP:
+		add_range(&e->changed, &e->nchanged, (struct range){ ev->addr, ev->end, 0 });
+		break;
+	default:
+		break;
+	}
+}
+
 static void *fault_thread(void *arg)
 {
 	struct engine *e = arg;
@@ -356,7 +461,29 @@ static void *fault_thread(void *arg)
 		return NULL;
 	while (!e->stop) {
 		struct pollfd p = { e->uffd, POLLIN, 0 };
-		int r = poll(&p, 1, e->npending ? 1 : 20);
+		int r = poll(&p, 1, e->npending || e->npre_pending ? 1 : 20);
+		/* Events are read and handled under the lock before the pause, so
+		 * that the pause sees every one read before it. */
+		pthread_mutex_lock(&e->lock);
+		if (e->pre) {
+			int n = r > 0 ? kb_uffd_read_events(e->uffd, ev, 64) : 0;
+			for (size_t i = 0; i < e->npre_pending;) {
+				struct range *pr = &e->pre_pending[i];
+				if (kb_uffd_writeprotect(e->uffd, pr->start, pr->end - pr->start, false) < 0 &&
+				    errno == EAGAIN) {
+					i++;
+					continue;
+				}
+				*pr = e->pre_pending[--e->npre_pending];
+			}
+			for (int i = 0; i < n; i++)
+				pre_event(e, &ev[i]);
+			pthread_mutex_unlock(&e->lock);
+			if (n < 0)
+				break;
+			continue;
+		}
+		pthread_mutex_unlock(&e->lock);
 		int n = r > 0 ? kb_uffd_read_events(e->uffd, ev, 64) : 0;
 		if (n < 0)
 			break;
@@ -444,9 +571,25 @@ static int copy_protected(struct engine *e, struct seg *s, struct writer *w, uns
 		bool all_saved = c && c->data;
 		for (uint64_t p = a; all_saved && p < next; p += PAGE)
 			all_saved = have_page(c, p);
+		if (all_saved) {
+			/* Copied ahead whole, and released by the fault thread: write
+			 * the copy as it is. */
+			unsigned char *data = c->data;
+			memset(c, 0, sizeof(*c));
+			s->done_upto = next;
+			pthread_mutex_unlock(&e->lock);
+			int r = out(w, data + (a & (CHUNK - 1)), len);
+			pthread_mutex_lock(&e->lock);
+			chunk_put(e, data);
+			pthread_mutex_unlock(&e->lock);
+			if (r < 0)
+				return -2;
+			a = next;
+			continue;
+		}
 		pthread_mutex_unlock(&e->lock);
 		/* Read what was not copied ahead (all of it, most of the time). */
-		if (!all_saved && read_original(e, a, buf, len, &bad) < 0)
+		if (read_original(e, a, buf, len, &bad) < 0)
 			return -1;
 		pthread_mutex_lock(&e->lock);
 		c = s->saved ? &s->saved[chunk_index(s->m, a)] : NULL;
@@ -461,7 +604,7 @@ static int copy_protected(struct engine *e, struct seg *s, struct writer *w, uns
 			}
 		}
 		if (c) {
-			free(c->data);
+			chunk_put(e, c->data);
 			memset(c, 0, sizeof(*c));
 		}
 		s->done_upto = next;
@@ -603,15 +746,143 @@ static enum kb_snap_error helper_error(pid_t pid, int errnum, enum kb_helper_sta
 	return KB_SNAP_ERR_OTHER;
 }
 
+#define PROTECT_PIECE (64ull << 20) /* per ioctl while running: mmap_lock held briefly */
+
+static uint64_t granule_of(const struct kb_mapping *m)
+{
+	return m->kernel_page_size > PAGE ? m->kernel_page_size : PAGE;
+}
+
+/* While the target runs: register and write-protect each mapping that will
+ * most likely be protected at the pause (maps read after the first stop). */
+static void protect_running(struct engine *e, const struct kb_maps *maps, unsigned filter)
+{
+	for (size_t i = 0; i < maps->n && !e->stop; i++) {
+		const struct kb_mapping *m = &maps->v[i];
+		uint64_t len = m->end - m->start, g = granule_of(m);
+		if (!m->w || !strcmp(m->path, "[vsyscall]") || g > CHUNK || dump_size(m, filter) != len)
+			continue;
+		if (kb_uffd_register_wp(e->uffd, m->start, len) < 0)
+			continue;
+		/* Releasing single pages would split transparent huge pages. */
+		struct pre_range pr = { m->start, m->end, m->inode, m->anon_huge ? CHUNK : g, false };
+		pthread_mutex_lock(&e->lock);
+		struct pre_range *np = realloc(e->prot, (e->nprot + 1) * sizeof(*np));
+		if (np) {
+			e->prot = np;
+			e->prot[e->nprot++] = pr;
+		}
+		pthread_mutex_unlock(&e->lock);
+		if (!np) {
+			kb_uffd_unregister(e->uffd, m->start, len);
+			continue;
+		}
+		for (uint64_t a = m->start; a < m->end;) {
+			uint64_t n = m->end - a < PROTECT_PIECE ? m->end - a : PROTECT_PIECE;
+			if (kb_uffd_writeprotect(e->uffd, a, n, true) == 0) {
+				a += n;
+				continue;
+			}
+			if (errno != EAGAIN || e->stop) {
+				/* Left out: the pause protects it whole if it is dumped. */
+				pthread_mutex_lock(&e->lock);
+				e->nprot--;
+				pthread_mutex_unlock(&e->lock);
+				kb_uffd_unregister(e->uffd, m->start, len);
+				break;
+			}
+			struct timespec ts = { 0, 20000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+static bool overlaps(const struct range *v, size_t n, uint64_t start, uint64_t end)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].start < end && start < v[i].end)
+			return true;
+	return false;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* At the pause, under e->lock: a mapping protected while running, untouched
+ * since, needs only the pages released meanwhile protected again. Returns 1
+ * if s is protected now, 0 if not applicable, -1 on EAGAIN (retry). */
+static int carry_protection(struct engine *e, struct seg *s, uint64_t *pages)
+{
+	struct pre_range *pr = NULL;
+	for (size_t i = 0; i < e->nprot && !pr; i++)
+		if (e->prot[i].start <= s->m->start && s->m->end <= e->prot[i].end &&
+		    e->prot[i].inode == s->m->inode)
+			pr = &e->prot[i];
+	if (!pr || overlaps(e->changed, e->nchanged, s->m->start, s->m->end))
+		return 0;
+	for (size_t i = 0; i < e->ndirty; i++) {
+		uint64_t a = e->dirty[i].start > s->m->start ? e->dirty[i].start : s->m->start;
+		uint64_t b = e->dirty[i].end < s->m->end ? e->dirty[i].end : s->m->end;
+		if (a >= b)
+			continue;
+		if (kb_uffd_writeprotect(e->uffd, a, b - a, true) < 0)
+			return errno == EAGAIN ? -1 : 0;
+		*pages += (b - a) / PAGE;
+	}
+	pr->used = true;
+	return 1;
+}
+
 /* Protects or copies each dumped writable mapping while the target is
  * stopped. Returns 0 or -1 (process gone; err set). */
 static int protect_all(struct engine *e, bool use_uffd, struct kb_snap_stats *stats)
 {
+	/* First what was protected while running, then leave the running mode,
+	 * all under the lock: no fault may be released unnoted in between. */
+	for (bool again = use_uffd; again;) {
+		again = false;
+		uint64_t pages = 0;
+		pthread_mutex_lock(&e->lock);
+		if (e->ndirty)
+			qsort(e->dirty, e->ndirty, sizeof(*e->dirty), cmp_range);
+		for (size_t i = 0; i < e->nsegs && !again; i++) {
+			struct seg *s = &e->segs[i];
+			s->granule = granule_of(s->m);
+			s->how = COPY_LATER;
+			if (!s->dump_len || !s->m->w || s->dump_len != s->m->end - s->m->start)
+				continue;
+			int r = carry_protection(e, s, &pages);
+			if (r < 0)
+				again = true;
+			else if (r > 0) {
+				s->how = COPY_PROTECTED;
+				s->done_upto = s->m->start;
+			}
+		}
+		if (!again) {
+			e->pre = false;
+			e->npre_pending = 0;
+			stats->pages_reprotected = pages;
+		}
+		pthread_mutex_unlock(&e->lock);
+		if (again) {
+			/* An event is pending: let the fault thread read it. */
+			struct timespec ts = { 0, 50000 };
+			nanosleep(&ts, NULL);
+		}
+	}
 	for (size_t i = 0; i < e->nsegs; i++) {
 		struct seg *s = &e->segs[i];
-		s->granule = s->m->kernel_page_size > PAGE ? s->m->kernel_page_size : PAGE;
+		s->granule = granule_of(s->m);
 		if (!s->dump_len || !s->m->w)
 			continue;
+		if (s->how == COPY_PROTECTED) {
+			stats->mappings_protected++;
+			continue;
+		}
 		uint64_t len = s->m->end - s->m->start;
 		if (use_uffd && s->dump_len == len && s->granule <= CHUNK && kb_uffd_register_wp(e->uffd, s->m->start, len) == 0) {
 			if (kb_uffd_writeprotect(e->uffd, s->m->start, len, true) == 0) {
@@ -652,10 +923,16 @@ static void free_engine(struct engine *e)
 			free(s->saved);
 		}
 	}
+	while (e->npool)
+		free(e->pool[--e->npool]);
 	free(e->segs);
 	free(e->remaps);
 	free(e->lost);
 	free(e->pending);
+	free(e->prot);
+	free(e->dirty);
+	free(e->changed);
+	free(e->pre_pending);
 	pthread_mutex_destroy(&e->lock);
 }
 
@@ -709,19 +986,51 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	pthread_t thr;
 	struct writer w = { .o = o };
 
-	if (kb_helper_start(pid, use_uffd, o->max_pause_ms ? o->max_pause_ms : 10000, &h, &st, &e.uffd,
-			    &stage) < 0) {
+	unsigned max_pause_ms = o->max_pause_ms ? o->max_pause_ms : 10000;
+	if (use_uffd) {
+		/* First stop: only to create the userfaultfd inside the target. */
+		if (kb_helper_start(pid, true, max_pause_ms, &h, &st, &e.uffd, &stage) < 0) {
+			rc = helper_error(pid, errno, stage, err, errlen);
+			goto out;
+		}
+		kb_stopped_free(&st);
+		stats->inject_ns = h.t_injected - h.t_stopped;
+		if (kb_helper_resume(&h) < 0) {
+			set_err(err, errlen, "the helper process ended unexpectedly");
+			rc = KB_SNAP_ERR_OTHER;
+			goto out;
+		}
+		stats->first_pause_ns = h.t_resumed - h.t_interrupt;
+		if (kb_uffd_api(e.uffd, wanted, KB_UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL) < 0) {
+			set_err(err, errlen, "UFFDIO_API: %s", strerror(errno));
+			rc = KB_SNAP_ERR_UNSUPPORTED;
+			goto out;
+		}
+		e.pre = true;
+		if (pthread_create(&thr, NULL, fault_thread, &e) != 0) {
+			set_err(err, errlen, "cannot start a thread");
+			rc = KB_SNAP_ERR_OTHER;
+			goto out;
+		}
+		thread_running = true;
+		struct kb_maps running = { 0 };
+		uint64_t t_run = mono_ns();
+		if (kb_procmaps_read(pid, &running) == 0) {
+			carry_over(&running, &before);
+			protect_running(&e, &running, o->filter);
+			kb_procmaps_free(&running);
+		}
+		stats->protect_running_ns = mono_ns() - t_run;
+	}
+	/* The pause: the instant the core shows. */
+	int no_uffd;
+	if (kb_helper_start(pid, false, max_pause_ms, &h, &st, &no_uffd, &stage) < 0) {
 		rc = helper_error(pid, errno, stage, err, errlen);
 		goto out;
 	}
 	helper_running = true;
 	uint64_t t_prot = mono_ns();
 	stats->threads = st.n;
-	if (use_uffd && kb_uffd_api(e.uffd, wanted, KB_UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL) < 0) {
-		set_err(err, errlen, "UFFDIO_API: %s", strerror(errno));
-		rc = KB_SNAP_ERR_UNSUPPORTED;
-		goto out;
-	}
 	if (kb_procmaps_read(pid, &maps) < 0) {
 		set_err(err, errlen, "reading /proc/%d/maps: %s", (int)pid, strerror(errno));
 		rc = KB_SNAP_ERR_GONE;
@@ -771,14 +1080,6 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 		if (rc != KB_SNAP_OK)
 			goto out;
 	}
-	if (use_uffd) {
-		if (pthread_create(&thr, NULL, fault_thread, &e) != 0) {
-			set_err(err, errlen, "cannot start a thread");
-			rc = KB_SNAP_ERR_OTHER;
-			goto out;
-		}
-		thread_running = true;
-	}
 	uint64_t t_res = mono_ns();
 	int resume_rc = kb_helper_resume(&h);
 	helper_running = false;
@@ -792,9 +1093,13 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 		goto out;
 	}
 	stats->stop_ns = h.t_stopped - h.t_interrupt;
-	stats->inject_ns = h.t_injected - h.t_stopped;
 	stats->pause_ns = h.t_resumed - h.t_interrupt;
 	if (use_uffd) {
+		/* Mappings protected while running that the core does not take
+		 * from under protection: let the target write there freely. */
+		for (size_t i = 0; i < e.nprot; i++)
+			if (!e.prot[i].used)
+				kb_uffd_unregister(e.uffd, e.prot[i].start, e.prot[i].end - e.prot[i].start);
 		uint64_t t_copy = mono_ns();
 		rc = write_core(&e, &w, &hdr, stats, false, err, errlen);
 		stats->copy_ns = mono_ns() - t_copy;

@@ -34,9 +34,13 @@ struct kb_snap_opts {
 };
 
 struct kb_snap_stats {
-	uint64_t stop_ns;        /* PTRACE_INTERRUPT of the first thread until all stopped */
+	uint64_t first_pause_ns; /* the first stop, to create the userfaultfd */
 	uint64_t inject_ns;      /* userfaultfd created inside the target and taken */
-	uint64_t protect_ns;     /* register + write-protect */
+	uint64_t protect_running_ns; /* register + write-protect while the target runs */
+	uint64_t pages_reprotected; /* written meanwhile, protected again at the pause */
+	/* The pause (the instant the core shows): */
+	uint64_t stop_ns;        /* PTRACE_INTERRUPT of the first thread until all stopped */
+	uint64_t protect_ns;     /* protecting what is left, copying what cannot be */
 	uint64_t stopped_copy_ns;/* mappings copied while stopped */
 	uint64_t resume_ns;      /* detach */
 	uint64_t pause_ns;       /* first interrupt until the last thread runs again */

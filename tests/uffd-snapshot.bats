@@ -97,6 +97,23 @@ assert_target_free() {
 	stop_target
 }
 
+@test "pages written while the memory is being protected are protected again at the pause" {
+	# Small enough that the writers come back to a page soon after the pause.
+	start_target --mib 48 --threads 4
+	local i reprotected=0
+	for i in 1 2 3 4 5 6; do
+		run kb uffd-snapshot -v -o "$WORK/core" "$T"
+		assert_success
+		assert_output --regexp "protect while running [0-9.]+ ms"
+		local verbose=$output
+		run "$KBOX_TESTBIN/snap-check" "$WORK/core" "$LAYOUT"
+		assert_success
+		[[ $verbose =~ "protect again "[1-9][0-9]*" pages" ]] && reprotected=$((reprotected + 1))
+	done
+	[ "$reprotected" -ge 1 ]
+	stop_target
+}
+
 @test "gdb reads globals, a heap list and every thread's backtrace from the core" {
 	require_cmd gdb
 	start_target --mib 16 --threads 3
