@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -838,6 +839,50 @@ static _Noreturn void child_exec(const struct kb_cgroup_run *r, int procs_fd, in
 	_exit(rep.err == ENOENT ? 127 : 126);
 }
 
+/* The child of the shared-memory start: it reports an exec failure by
+ * writing into our memory, which we read once it has exited. */
+struct shared_child {
+	const struct kb_cgroup_run *r;
+	int exec_errno;
+};
+
+static int child_exec_shared(void *arg)
+{
+	struct shared_child *c = arg;
+	sigprocmask(SIG_SETMASK, &c->r->saved_mask, NULL);
+	execvp(c->r->argv[0], c->r->argv);
+	c->exec_errno = errno;
+	return c->exec_errno == ENOENT ? 127 : 126;
+}
+
+#define CHILD_STACK (256u << 10)
+
+/* clone3(CLONE_INTO_CGROUP | CLONE_VM | CLONE_VFORK): no copy of our address
+ * space. Returns the pid, or -1 with errno (ENOSYS where unavailable). */
+static pid_t spawn_shared(struct kb_cgroup_run *r, int cgfd, int *pidfd)
+{
+	void *stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return -1;
+	struct shared_child c = { r, 0 };
+	struct clone_args ca = {
+		.flags = CLONE_INTO_CGROUP | CLONE_PIDFD | CLONE_VM | CLONE_VFORK,
+		.pidfd = (uintptr_t)pidfd,
+		.exit_signal = SIGCHLD,
+		.stack = (uintptr_t)stack,
+		.stack_size = CHILD_STACK,
+		.cgroup = (uint64_t)cgfd,
+	};
+	pid_t pid = kb_clone3_vfork(&ca, sizeof(ca), child_exec_shared, &c);
+	int err = errno;
+	munmap(stack, CHILD_STACK);
+	if (pid > 0)
+		r->exec_errno = c.exec_errno;
+	errno = err;
+	return pid;
+}
+
 static void spawn_cleanup(struct kb_cgroup_run *r, int cgfd, int pipefd[2])
 {
 	int err = errno;
@@ -897,14 +942,32 @@ int kb_cgroup_spawn(struct kb_cgroup_run *r, struct kb_cgroup_err *e)
 		spawn_cleanup(r, cgfd, pipefd);
 		return fail(e, err, "%s: %s", r->cgroup, strerror(err));
 	}
-	if ((r->forward && (r->sigfd = signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) ||
-	    pipe2(pipefd, O_CLOEXEC)) {
+	if (r->forward && (r->sigfd = signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		int err = errno;
 		spawn_cleanup(r, cgfd, pipefd);
 		return fail(e, err, "cannot set up the child: %s", strerror(err));
 	}
 
 	int pidfd = -1;
+	r->start_ns = now_ns();
+	pid_t pid = spawn_shared(r, cgfd, &pidfd);
+	if (pid > 0) {
+		r->pid = pid;
+		r->pidfd = pidfd;
+		close(cgfd);
+		return 0;
+	}
+	/* Errors that the plain clone3 below would meet too. */
+	if (errno != ENOSYS && errno != EINVAL && errno != E2BIG && errno != ENOMEM) {
+		int err = errno;
+		spawn_cleanup(r, cgfd, pipefd);
+		return clone_error(r, err, e);
+	}
+	if (pipe2(pipefd, O_CLOEXEC)) {
+		int err = errno;
+		spawn_cleanup(r, cgfd, pipefd);
+		return fail(e, err, "cannot set up the child: %s", strerror(err));
+	}
 	struct clone_args ca = {
 		.flags = CLONE_INTO_CGROUP | CLONE_PIDFD,
 		.pidfd = (uintptr_t)&pidfd,
@@ -912,7 +975,7 @@ int kb_cgroup_spawn(struct kb_cgroup_run *r, struct kb_cgroup_err *e)
 		.cgroup = (uint64_t)cgfd,
 	};
 	r->start_ns = now_ns();
-	pid_t pid = kb_clone3(&ca, sizeof(ca));
+	pid = kb_clone3(&ca, sizeof(ca));
 	if (pid == 0)
 		child_exec(r, -1, pipefd[1]);
 	if (pid < 0) {
