@@ -1096,7 +1096,13 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	stats->pause_ns = h.t_resumed - h.t_interrupt;
 	if (use_uffd) {
 		/* Mappings protected while running that the core does not take
-		 * from under protection: let the target write there freely. */
+		 * from under protection (whichever way it was protected at the
+		 * pause): let the target write there freely. */
+		for (size_t i = 0; i < e.nprot; i++)
+			for (size_t k = 0; k < e.nsegs && !e.prot[i].used; k++)
+				e.prot[i].used = e.segs[k].how == COPY_PROTECTED &&
+						 e.segs[k].m->start < e.prot[i].end &&
+						 e.prot[i].start < e.segs[k].m->end;
 		for (size_t i = 0; i < e.nprot; i++)
 			if (!e.prot[i].used)
 				kb_uffd_unregister(e.uffd, e.prot[i].start, e.prot[i].end - e.prot[i].start);
