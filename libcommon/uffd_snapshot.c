@@ -125,6 +125,8 @@ struct engine {
 	struct range *pending;  /* releases the fault thread must retry */
 	size_t npending;
 	bool gone;              /* the target exited */
+	int mem_fd;             /* /proc/PID/mem opened at the pause: bound to that address space */
+	uint64_t probe;         /* an address readable at the pause */
 	unsigned char *pool[POOL_MAX]; /* freed chunk buffers (no page faults on reuse) */
 	size_t npool;
 	uint64_t pages_ahead, pages_lost;
@@ -653,6 +655,14 @@ static int copy_plain(struct engine *e, struct seg *s, struct writer *w, unsigne
 	return 0;
 }
 
+/* Whether the address space of the pause is still the process's: after an
+ * execve() the descriptor opened at the pause reads nothing. */
+static bool same_program(const struct engine *e)
+{
+	unsigned char b;
+	return e->mem_fd < 0 || pread(e->mem_fd, &b, 1, (off_t)e->probe) == 1;
+}
+
 /* Writes the whole core: headers and notes, then every dumped mapping. */
 static int write_core(struct engine *e, struct writer *w, const struct kb_buf *hdr,
 		      struct kb_snap_stats *stats, bool all_stopped, char *err, size_t errlen)
@@ -679,8 +689,22 @@ static int write_core(struct engine *e, struct writer *w, const struct kb_buf *h
 		} else {
 			rc = copy_plain(e, s, w, buf, stats, all_stopped);
 		}
+		if (rc == 0 && !same_program(e))
+			rc = -3;
 	}
 	free(buf);
+	if ((rc == -3 || rc == -1) && !same_program(e)) {
+		/* Gone, or a new address space: an exited process has none. */
+		unsigned char b;
+		struct iovec l = { &b, 1 }, r = { (void *)(uintptr_t)e->probe, 1 };
+		if (process_vm_readv(e->pid, &l, 1, &r, 1, 0) < 0 && errno == ESRCH) {
+			rc = -1;
+		} else {
+			set_err(err, errlen, "process %d started another program (execve) during the "
+				"copy; the core is incomplete", (int)e->pid);
+			return KB_SNAP_ERR_GONE;
+		}
+	}
 	if (rc == -1) {
 		e->gone = true;
 		set_err(err, errlen, "process %d exited during the copy; the core is incomplete", (int)e->pid);
@@ -974,7 +998,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	kb_procmaps_add_smaps(pid, &before);
 	find_elf_headers(pid, &before);
 
-	struct engine e = { .pid = pid, .uffd = -1 };
+	struct engine e = { .pid = pid, .uffd = -1, .mem_fd = -1 };
 	pthread_mutex_init(&e.lock, NULL);
 	struct kb_helper h;
 	struct kb_stopped st;
@@ -1037,6 +1061,14 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 		goto out;
 	}
 	carry_over(&maps, &before);
+	if (use_uffd) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+		e.mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+		for (size_t i = 0; i < maps.n && !e.probe; i++)
+			if (maps.v[i].r && !kb_mapping_is_unreadable_special(&maps.v[i]))
+				e.probe = maps.v[i].start;
+	}
 	e.segs = calloc(maps.n ? maps.n : 1, sizeof(*e.segs));
 	cs = calloc(maps.n ? maps.n : 1, sizeof(*cs));
 	if (!e.segs || !cs) {
@@ -1120,6 +1152,8 @@ out:
 	/* Closing the last descriptor releases every protection left. */
 	if (e.uffd >= 0)
 		close(e.uffd);
+	if (e.mem_fd >= 0)
+		close(e.mem_fd);
 	stats->pages_ahead = e.pages_ahead;
 	stats->pages_lost = e.pages_lost;
 	stats->total_ns = mono_ns() - t0;

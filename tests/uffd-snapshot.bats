@@ -253,6 +253,25 @@ assert_target_free() {
 	assert_file_not_exists "$WORK/core"
 }
 
+@test "a target that starts another program during the copy: exit 3, no file" {
+	start_target --mib 256 --threads 1
+	# The copy waits on a FIFO while the target executes sleep.
+	mkfifo "$WORK/fifo"
+	( rc=0; kb uffd-snapshot -o "$WORK/fifo" "$T" 2>"$WORK/err" || rc=$?; echo "$rc" >"$WORK/rc" ) &
+	local snap=$!
+	exec 5<"$WORK/fifo"
+	head -c 1M <&5 >/dev/null
+	kill -USR2 "$T"
+	for _ in $(seq 100); do [[ $(readlink /proc/"$T"/exe) == */sleep ]] && break; sleep 0.05; done
+	cat <&5 >/dev/null
+	exec 5<&-
+	wait "$snap"
+	[ "$(cat "$WORK/rc")" -eq 3 ]
+	run cat "$WORK/err"
+	assert_output --partial "started another program (execve) during the copy"
+	kill -KILL "$T"
+}
+
 @test "mappings created, moved and removed during the copy" {
 	start_target --mib 64 --threads 2 --churn
 	snapshot_rounds 5

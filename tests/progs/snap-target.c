@@ -8,7 +8,8 @@
  * snap-target [--mib N] [--threads N] [--thp] [--layout FILE] [--churn]
  *             [--rate PAGES_PER_SEC]
  * SIGUSR1 prints the longest stall a worker saw (and resets it); SIGTERM
- * makes it check everything once more and exit 0. */
+ * makes it check everything once more and exit 0; SIGUSR2 makes it execute
+ * "sleep 60" (a new program in the same process). */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -151,6 +152,11 @@ static void *churn_main(void *arg)
 
 static void on_signal(int sig)
 {
+	if (sig == SIGUSR2) {
+		char *const args[] = { "sleep", "60", NULL };
+		execv("/bin/sleep", args);
+		_exit(97);
+	}
 	if (sig == SIGUSR1)
 		report_stall = 1;
 	else
@@ -184,6 +190,7 @@ int main(int argc, char **argv)
 		return 2;
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
