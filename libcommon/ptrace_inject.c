@@ -232,12 +232,98 @@ static int run_to_syscall_stop(pid_t tid)
 	}
 }
 
-int kb_ptrace_inject_syscall(struct kb_thread *th, uint64_t gadget, long nr,
+/* The kernel's x86-64 signal frame, as rt_sigreturn reads it. */
+struct k_sigcontext {
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip,
+		eflags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2, fpstate;
+	uint64_t reserved1[8];
+};
+struct k_ucontext {
+	uint64_t uc_flags, uc_link;
+	uint64_t ss_sp;
+	int32_t ss_flags, pad;
+	uint64_t ss_size;
+	struct k_sigcontext uc_mcontext;
+	uint64_t uc_sigmask;
+};
+struct k_rt_sigframe {
+	uint64_t pretcode;      /* where `ret` goes: the rt_sigreturn gadget */
+	struct k_ucontext uc;
+	unsigned char info[128];
+};
+_Static_assert(sizeof(struct k_sigcontext) == 256, "sigcontext layout");
+_Static_assert(sizeof(struct k_ucontext) == 304, "ucontext layout");
+
+#define UC_FP_XSTATE 0x1
+#define UC_SIGCONTEXT_SS 0x2
+#define UC_STRICT_RESTORE_SS 0x4
+#ifndef FP_XSTATE_MAGIC1
+#define FP_XSTATE_MAGIC1 0x46505853u
+#define FP_XSTATE_MAGIC2 0x46505845u
+#endif
+#define SW_BYTES_OFFSET 464     /* struct _fpx_sw_bytes in the FXSAVE area */
+
+/* Writes below th's stack (past the red zone) a signal frame that restores
+ * regs, th's signal mask and its XSAVE state. Returns the frame's address
+ * (the stack pointer to inject with), or 0 if it cannot be done. */
+static uint64_t write_landing(struct kb_thread *th, const struct kb_gadgets *g,
+			      const struct user_regs_struct *regs)
+{
+	if (!g->syscall_ret || !g->sigreturn || !th->xstate || th->xstate_len < 576 ||
+	    th->xstate_len > 65536)
+		return 0;
+	/* The XSAVE image ptrace gives (standard format) with, in place of the
+	 * XCR0 value ptrace keeps in the software-reserved bytes, what a signal
+	 * frame carries there: magics and sizes. */
+	uint32_t xstate_size = (uint32_t)th->xstate_len;
+	uint64_t xcr0;
+	memcpy(&xcr0, th->xstate + SW_BYTES_OFFSET, 8);
+	if (!xcr0)
+		return 0;
+	unsigned char *xs = malloc(xstate_size + 4);
+	if (!xs)
+		return 0;
+	memcpy(xs, th->xstate, xstate_size);
+	uint32_t sw[12] = { FP_XSTATE_MAGIC1, xstate_size + 4, (uint32_t)xcr0, (uint32_t)(xcr0 >> 32),
+			    xstate_size };
+	memcpy(xs + SW_BYTES_OFFSET, sw, sizeof(sw));
+	uint32_t magic2 = FP_XSTATE_MAGIC2;
+	memcpy(xs + xstate_size, &magic2, 4);
+	uint64_t fp = (regs->rsp - 128 - (xstate_size + 4)) & ~63ull;   /* XRSTOR: 64-byte aligned */
+	uint64_t frame = ((fp - sizeof(struct k_rt_sigframe)) & ~15ull) - 8;
+	struct k_rt_sigframe f;
+	memset(&f, 0, sizeof(f));
+	f.pretcode = g->sigreturn;
+	f.uc.uc_flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
+	f.uc.ss_flags = 3;      /* invalid: rt_sigreturn leaves the alternate stack as it is */
+	struct k_sigcontext *sc = &f.uc.uc_mcontext;
+	*sc = (struct k_sigcontext){ regs->r8, regs->r9, regs->r10, regs->r11, regs->r12, regs->r13,
+				     regs->r14, regs->r15, regs->rdi, regs->rsi, regs->rbp, regs->rbx,
+				     regs->rdx, regs->rax, regs->rcx, regs->rsp, regs->rip,
+				     regs->eflags, (uint16_t)regs->cs, 0, 0, (uint16_t)regs->ss,
+				     0, 0, 0, 0, fp, { 0 } };
+	f.uc.uc_sigmask = th->sigmask;
+	struct iovec local[2] = { { &f, sizeof(f) }, { xs, xstate_size + 4 } };
+	struct iovec remote[2] = { { (void *)(uintptr_t)frame, sizeof(f) },
+				   { (void *)(uintptr_t)fp, xstate_size + 4 } };
+	ssize_t want = (ssize_t)(sizeof(f) + xstate_size + 4);
+	ssize_t n = process_vm_writev(th->tid, local, 2, remote, 2, 0);
+	free(xs);
+	return n == want ? frame : 0;
+}
+
+int kb_ptrace_inject_syscall(struct kb_thread *th, const struct kb_gadgets *g, long nr,
 			     const uint64_t args[6], long *result)
 {
 	uint64_t all = ~0ull;
+	struct user_regs_struct back = resume_regs(&th->regs);
 	struct user_regs_struct r = th->regs;
-	r.rip = gadget;
+	uint64_t frame = write_landing(th, g, &back);
+	r.rip = frame ? g->syscall_ret : g->syscall;
+	if (frame)
+		r.rsp = frame;
 	r.rax = (uint64_t)nr;
 	r.orig_rax = (uint64_t)-1;  /* no system call to restart at this stop */
 	r.rdi = args[0];
@@ -246,21 +332,24 @@ int kb_ptrace_inject_syscall(struct kb_thread *th, uint64_t gadget, long nr,
 	r.r10 = args[3];
 	r.r8 = args[4];
 	r.r9 = args[5];
-	if (ptrace(PTRACE_SETSIGMASK, th->tid, (void *)sizeof(all), &all) < 0)
-		return -1;
+	/* Registers first, mask last, and the reverse when putting them back:
+	 * whenever we might die, the thread either is untouched or finds the
+	 * frame (which restores the mask too). */
 	th->injected = true;
+	if (ptrace(PTRACE_SETREGS, th->tid, NULL, &r) < 0)
+		return -1;
 	int saved_errno = 0;
 	struct user_regs_struct out;
-	if (ptrace(PTRACE_SETREGS, th->tid, NULL, &r) < 0 || run_to_syscall_stop(th->tid) < 0 ||
-	    run_to_syscall_stop(th->tid) < 0 || ptrace(PTRACE_GETREGS, th->tid, NULL, &out) < 0)
+	if (ptrace(PTRACE_SETSIGMASK, th->tid, (void *)sizeof(all), &all) < 0 ||
+	    run_to_syscall_stop(th->tid) < 0 || run_to_syscall_stop(th->tid) < 0 ||
+	    ptrace(PTRACE_GETREGS, th->tid, NULL, &out) < 0)
 		saved_errno = errno;
 	else
 		*result = (long)out.rax;
 	/* Put everything back, whatever happened. */
-	struct user_regs_struct back = resume_regs(&th->regs);
-	int rc = ptrace(PTRACE_SETREGS, th->tid, NULL, &back);
+	int rc = ptrace(PTRACE_SETSIGMASK, th->tid, (void *)sizeof(th->sigmask), &th->sigmask);
 	if (rc == 0)
-		rc = ptrace(PTRACE_SETSIGMASK, th->tid, (void *)sizeof(th->sigmask), &th->sigmask);
+		rc = ptrace(PTRACE_SETREGS, th->tid, NULL, &back);
 	if (rc < 0 && !saved_errno)
 		saved_errno = errno;
 	if (saved_errno) {
@@ -286,40 +375,47 @@ void kb_stopped_free(struct kb_stopped *st)
 	st->n = 0;
 }
 
-static uint64_t find_in_mapping(pid_t pid, const struct kb_mapping *m)
+/* Looks for the gadgets g lacks in one mapping. */
+static void find_in_mapping(pid_t pid, const struct kb_mapping *m, struct kb_gadgets *g)
 {
+	static const unsigned char sigreturn[] = { 0x48, 0xc7, 0xc0, 0x0f, 0, 0, 0, 0x0f, 0x05 };
 	size_t len = (size_t)(m->end - m->start);
-	if (len > (1u << 20))
-		len = 1u << 20;
+	if (len > (8u << 20))
+		len = 8u << 20;
 	unsigned char *buf = malloc(len);
 	if (!buf)
-		return 0;
+		return;
 	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)m->start, len };
 	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-	uint64_t found = 0;
-	for (ssize_t i = 0; i + 1 < n; i++)
+	for (ssize_t i = 0; i + 1 < n && !(g->syscall && g->syscall_ret && g->sigreturn); i++) {
 		if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
-			found = m->start + (uint64_t)i;
-			break;
+			if (!g->syscall)
+				g->syscall = m->start + (uint64_t)i;
+			if (!g->syscall_ret && i + 2 < n && buf[i + 2] == 0xc3)
+				g->syscall_ret = m->start + (uint64_t)i;
 		}
+		if (!g->sigreturn && i + (ssize_t)sizeof(sigreturn) <= n &&
+		    !memcmp(buf + i, sigreturn, sizeof(sigreturn)))
+			g->sigreturn = m->start + (uint64_t)i;
+	}
 	free(buf);
-	return found;
 }
 
-uint64_t kb_find_syscall_insn(pid_t pid)
+int kb_find_gadgets(pid_t pid, struct kb_gadgets *g)
 {
+	memset(g, 0, sizeof(*g));
 	struct kb_maps maps;
 	if (kb_procmaps_read(pid, &maps) < 0)
-		return 0;
-	uint64_t found = 0;
-	for (size_t i = 0; i < maps.n && !found; i++)
+		return -1;
+	for (size_t i = 0; i < maps.n; i++)
 		if (!strcmp(maps.v[i].path, "[vdso]"))
-			found = find_in_mapping(pid, &maps.v[i]);
-	for (size_t i = 0; i < maps.n && !found; i++)
-		if (maps.v[i].x && maps.v[i].r && !kb_mapping_is_unreadable_special(&maps.v[i]))
-			found = find_in_mapping(pid, &maps.v[i]);
+			find_in_mapping(pid, &maps.v[i], g);
+	for (size_t i = 0; i < maps.n && !(g->syscall && g->syscall_ret && g->sigreturn); i++)
+		if (maps.v[i].x && maps.v[i].r && !kb_mapping_is_unreadable_special(&maps.v[i]) &&
+		    strcmp(maps.v[i].path, "[vdso]"))
+			find_in_mapping(pid, &maps.v[i], g);
 	kb_procmaps_free(&maps);
-	return found;
+	return g->syscall ? 0 : -1;
 }
 
 bool kb_process_is_x86_64(pid_t pid)

@@ -33,23 +33,34 @@ struct kb_stopped {
  * ETIMEDOUT (a thread did not stop within timeout_ms). */
 int kb_ptrace_stop_all(pid_t pid, struct kb_stopped *st, unsigned timeout_ms);
 
+/* Code in the target used to run a system call inside it. */
+struct kb_gadgets {
+	uint64_t syscall;       /* a `syscall` instruction */
+	uint64_t syscall_ret;   /* `syscall; ret`, or 0 */
+	uint64_t sigreturn;     /* `mov $15,%rax; syscall` (rt_sigreturn), or 0 */
+};
+
+/* Finds the gadgets in pid's executable mappings ([vdso] first). Returns 0 if
+ * at least a `syscall` instruction was found, -1 otherwise. */
+int kb_find_gadgets(pid_t pid, struct kb_gadgets *g);
+
 /* Runs system call nr with up to 6 arguments in thread th (stopped by
  * kb_ptrace_stop_all) by pointing its instruction pointer at a `syscall`
- * instruction at gadget, with every signal blocked; puts the registers and
- * signal mask back afterwards (restartable system calls the thread was in are
- * set up to restart). *result is the raw return value (-errno on error).
+ * instruction, with every signal blocked; puts the registers and signal mask
+ * back afterwards (restartable system calls the thread was in are set up to
+ * restart). *result is the raw return value (-errno on error).
+ * With the `syscall; ret` and rt_sigreturn gadgets, a signal frame holding
+ * the thread's own state is first written below its stack, so that if the
+ * tracer dies in the middle, the thread runs the call, returns into
+ * rt_sigreturn and goes on exactly where it was.
  * Returns -1 with errno if ptrace itself failed (the thread died). */
-int kb_ptrace_inject_syscall(struct kb_thread *th, uint64_t gadget, long nr,
+int kb_ptrace_inject_syscall(struct kb_thread *th, const struct kb_gadgets *g, long nr,
 			     const uint64_t args[6], long *result);
 
 /* Lets every thread run again (delivering signals they were stopped for) and
  * frees st. Threads that exited meanwhile are skipped. */
 void kb_ptrace_detach_all(struct kb_stopped *st);
 void kb_stopped_free(struct kb_stopped *st);
-
-/* Address of a `syscall` instruction in [vdso] (or any executable mapping),
- * read from pid's memory; 0 if none found. */
-uint64_t kb_find_syscall_insn(pid_t pid);
 
 /* True if /proc/PID/exe is an x86-64 ELF (the only layout written here). */
 bool kb_process_is_x86_64(pid_t pid);

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum msg_type { MSG_THREAD = 1, MSG_STOPPED, MSG_FAILED, MSG_RESUME, MSG_RESUMED };
+enum msg_type { MSG_THREAD = 1, MSG_STOPPED, MSG_FAILED, MSG_RESUME, MSG_RESUMED, MSG_GO };
 
 struct msg_hdr {
 	int32_t type;
@@ -137,6 +137,16 @@ static struct kb_thread *pick_thread(struct kb_stopped *st)
 
 static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned max_pause_ms)
 {
+	/* Nothing of the parent's but the socket: no descriptor of it (a
+	 * userfaultfd, an output file) outlives the parent here. */
+	if (sock != 3) {
+		if (dup2(sock, 3) < 0)
+			_exit(1);
+		sock = 3;
+	}
+	if (close_range(4, ~0u, 0) < 0)
+		for (int fd = 4; fd < 1024; fd++)
+			close(fd);
 	/* Only SIGKILL may stop us: every other signal would end the helper in
 	 * the middle of changing the target's registers. */
 	static const int async_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGUSR1,
@@ -145,18 +155,22 @@ static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned 
 	for (size_t i = 0; i < sizeof(async_signals) / sizeof(async_signals[0]); i++)
 		signal(async_signals[i], SIG_IGN);
 	struct msg_hdr fail = { .type = MSG_FAILED };
-	uint64_t gadget = 0;
+	struct kb_gadgets gadgets = { 0 };
 	int pidfd = -1;
 	if (make_uffd) {
-		gadget = kb_find_syscall_insn(pid);
+		int found = kb_find_gadgets(pid, &gadgets);
 		pidfd = kb_pidfd_open(pid, 0);
-		if (!gadget || pidfd < 0) {
+		if (found < 0 || pidfd < 0) {
 			fail.err = pidfd < 0 ? errno : ENOEXEC;
 			fail.stage = KB_HELPER_INJECT;
 			send_msg(sock, &fail, sizeof(fail), -1);
 			_exit(1);
 		}
 	}
+	/* Spawned ahead of time: wait for the word (or the parent's end). */
+	struct msg_hdr go;
+	if (recv_msg(sock, &go, sizeof(go), NULL, -1) != (ssize_t)sizeof(go) || go.type != MSG_GO)
+		_exit(0);
 	struct msg_hdr ok = { .type = MSG_STOPPED };
 	ok.t[0] = mono_ns();
 	struct kb_stopped st;
@@ -173,7 +187,7 @@ static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned 
 		long fd = -ENOENT;
 		const uint64_t args[6] = { O_CLOEXEC | O_NONBLOCK };
 		if (!th || parent_gone(sock) ||
-		    kb_ptrace_inject_syscall(th, gadget, SYS_userfaultfd, args, &fd) < 0 || fd < 0) {
+		    kb_ptrace_inject_syscall(th, &gadgets, SYS_userfaultfd, args, &fd) < 0 || fd < 0) {
 			fail.err = !th ? ESRCH : fd < 0 && fd > -4096 ? (int)-fd : errno;
 			fail.stage = KB_HELPER_INJECT;
 			kb_ptrace_detach_all(&st);
@@ -185,7 +199,7 @@ static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned 
 		/* The target's own descriptor goes away in every case. */
 		const uint64_t cargs[6] = { (uint64_t)fd };
 		long ignored;
-		int close_rc = kb_ptrace_inject_syscall(th, gadget, SYS_close, cargs, &ignored);
+		int close_rc = kb_ptrace_inject_syscall(th, &gadgets, SYS_close, cargs, &ignored);
 		if (myfd < 0 || close_rc < 0) {
 			fail.err = myfd < 0 ? getfd_err : errno;
 			fail.stage = KB_HELPER_GETFD;
@@ -233,14 +247,12 @@ static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned 
 	_exit(0);
 }
 
-int kb_helper_start(pid_t pid, bool make_uffd, unsigned max_pause_ms, struct kb_helper *h,
-		    struct kb_stopped *st, int *uffd, enum kb_helper_stage *stage)
+int kb_helper_spawn(pid_t pid, bool make_uffd, unsigned max_pause_ms, struct kb_helper *h)
 {
 	memset(h, 0, sizeof(*h));
-	memset(st, 0, sizeof(*st));
-	st->pid = pid;
-	*uffd = -1;
-	*stage = KB_HELPER_STOP;
+	h->pid = -1;
+	h->sock = -1;
+	h->make_uffd = make_uffd;
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
@@ -259,6 +271,35 @@ int kb_helper_start(pid_t pid, bool make_uffd, unsigned max_pause_ms, struct kb_
 	close(sv[1]);
 	h->pid = child;
 	h->sock = sv[0];
+	return 0;
+}
+
+int kb_helper_start(pid_t pid, bool make_uffd, unsigned max_pause_ms, struct kb_helper *h,
+		    struct kb_stopped *st, int *uffd, enum kb_helper_stage *stage)
+{
+	*uffd = -1;
+	*stage = KB_HELPER_STOP;
+	memset(st, 0, sizeof(*st));
+	if (kb_helper_spawn(pid, make_uffd, max_pause_ms, h) < 0)
+		return -1;
+	return kb_helper_begin(h, pid, st, uffd, stage);
+}
+
+int kb_helper_begin(struct kb_helper *h, pid_t pid, struct kb_stopped *st, int *uffd,
+		    enum kb_helper_stage *stage)
+{
+	bool make_uffd = h->make_uffd;
+	memset(st, 0, sizeof(*st));
+	st->pid = pid;
+	*uffd = -1;
+	*stage = KB_HELPER_STOP;
+	struct msg_hdr go = { .type = MSG_GO };
+	if (send_msg(h->sock, &go, sizeof(go), -1) < 0) {
+		int e = errno;
+		kb_helper_abandon(h);
+		errno = e;
+		return -1;
+	}
 	unsigned char *buf = malloc(MSG_MAX);
 	if (!buf) {
 		kb_helper_abandon(h);

@@ -18,6 +18,7 @@ struct kb_helper {
 	/* Timestamps (CLOCK_MONOTONIC ns) the helper reports. */
 	uint64_t t_interrupt, t_stopped, t_injected, t_resumed;
 	bool resumed_early;     /* it let the target go on its own (time limit) */
+	bool make_uffd;
 };
 
 enum kb_helper_stage { KB_HELPER_STOP = 1, KB_HELPER_INJECT, KB_HELPER_GETFD };
@@ -29,6 +30,12 @@ enum kb_helper_stage { KB_HELPER_STOP = 1, KB_HELPER_INJECT, KB_HELPER_GETFD };
  * On failure returns -1 with errno and *stage set; the target runs again. */
 int kb_helper_start(pid_t pid, bool make_uffd, unsigned max_pause_ms, struct kb_helper *h,
 		    struct kb_stopped *st, int *uffd, enum kb_helper_stage *stage);
+/* The same in two steps: spawn the helper ahead of time (while this process
+ * has a single thread and none of the descriptors the helper must not hold),
+ * and later make it stop the target. */
+int kb_helper_spawn(pid_t pid, bool make_uffd, unsigned max_pause_ms, struct kb_helper *h);
+int kb_helper_begin(struct kb_helper *h, pid_t pid, struct kb_stopped *st, int *uffd,
+		    enum kb_helper_stage *stage);
 /* Asks the helper to let the target run and waits for it to exit. */
 int kb_helper_resume(struct kb_helper *h);
 /* Kills nothing: closing the socket makes the helper let the target go. */

@@ -396,8 +396,11 @@ static void serve_wp_fault(struct engine *e, uint64_t addr, unsigned char *tmp)
 	/* Releasing wakes the writer. EAGAIN: an event must be read first (by
 	 * this very thread), so retry after reading; other errors mean the range
 	 * is gone. */
-	if (kb_uffd_writeprotect(e->uffd, cur, len, false) < 0 && errno == EAGAIN)
+	if (kb_uffd_writeprotect(e->uffd, cur, len, false) < 0 && errno == EAGAIN) {
+		pthread_mutex_lock(&e->lock);
 		add_range(&e->pending, &e->npending, (struct range){ cur, cur + len, 0 });
+		pthread_mutex_unlock(&e->lock);
+	}
 }
 
 /* Releases a range from the copying thread; the fault thread reads the
@@ -454,11 +457,35 @@ static void pre_event(struct engine *e, const struct kb_uffd_event *ev)
 	}
 }
 
+/* The helper process is forked while the fault thread runs. The fault thread
+ * allocates memory only under e->lock, and the fork happens with e->lock
+ * held: the child never inherits an allocator locked half-way. */
+static struct engine *forking_engine;
+
+static void fork_prepare(void)
+{
+	if (forking_engine)
+		pthread_mutex_lock(&forking_engine->lock);
+}
+
+static void fork_done(void)
+{
+	if (forking_engine)
+		pthread_mutex_unlock(&forking_engine->lock);
+}
+
+static void register_fork_handlers(void)
+{
+	pthread_atfork(fork_prepare, fork_done, fork_done);
+}
+
 static void *fault_thread(void *arg)
 {
 	struct engine *e = arg;
 	struct kb_uffd_event ev[64];
+	pthread_mutex_lock(&e->lock);
 	unsigned char *tmp = malloc(CHUNK);
+	pthread_mutex_unlock(&e->lock);
 	if (!tmp)
 		return NULL;
 	while (!e->stop) {
@@ -1006,11 +1033,20 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	enum kb_snap_error rc = KB_SNAP_OK;
 	struct kb_buf notes = { 0 }, hdr = { 0 };
 	struct kb_core_segment *cs = NULL;
-	bool helper_running = false, thread_running = false;
+	bool helper_running = false, thread_running = false, helper2_spawned = false;
 	pthread_t thr;
 	struct writer w = { .o = o };
 
 	unsigned max_pause_ms = o->max_pause_ms ? o->max_pause_ms : 10000;
+	/* The helper of the pause is spawned now, before this process has a
+	 * second thread or the userfaultfd: it inherits neither. */
+	struct kb_helper pause_helper;
+	if (kb_helper_spawn(pid, false, max_pause_ms, &pause_helper) < 0) {
+		set_err(err, errlen, "cannot start a helper process: %s", strerror(errno));
+		rc = KB_SNAP_ERR_OTHER;
+		goto out;
+	}
+	helper2_spawned = true;
 	if (use_uffd) {
 		/* First stop: only to create the userfaultfd inside the target. */
 		if (kb_helper_start(pid, true, max_pause_ms, &h, &st, &e.uffd, &stage) < 0) {
@@ -1031,6 +1067,9 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 			goto out;
 		}
 		e.pre = true;
+		static pthread_once_t once = PTHREAD_ONCE_INIT;
+		pthread_once(&once, register_fork_handlers);
+		forking_engine = &e;
 		if (pthread_create(&thr, NULL, fault_thread, &e) != 0) {
 			set_err(err, errlen, "cannot start a thread");
 			rc = KB_SNAP_ERR_OTHER;
@@ -1048,7 +1087,9 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	}
 	/* The pause: the instant the core shows. */
 	int no_uffd;
-	if (kb_helper_start(pid, false, max_pause_ms, &h, &st, &no_uffd, &stage) < 0) {
+	h = pause_helper;
+	helper2_spawned = false;
+	if (kb_helper_begin(&h, pid, &st, &no_uffd, &stage) < 0) {
 		rc = helper_error(pid, errno, stage, err, errlen);
 		goto out;
 	}
@@ -1145,10 +1186,13 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 out:
 	if (helper_running)
 		kb_helper_abandon(&h);
+	if (helper2_spawned)
+		kb_helper_abandon(&pause_helper);
 	if (thread_running) {
 		e.stop = 1;
 		pthread_join(thr, NULL);
 	}
+	forking_engine = NULL;
 	/* Closing the last descriptor releases every protection left. */
 	if (e.uffd >= 0)
 		close(e.uffd);
