@@ -901,7 +901,6 @@ static int protect_all(struct engine *e, bool use_uffd, struct kb_snap_stats *st
 			qsort(e->dirty, e->ndirty, sizeof(*e->dirty), cmp_range);
 		for (size_t i = 0; i < e->nsegs && !again; i++) {
 			struct seg *s = &e->segs[i];
-			s->granule = granule_of(s->m);
 			s->how = COPY_LATER;
 			if (!s->dump_len || !s->m->w || s->dump_len != s->m->end - s->m->start)
 				continue;
