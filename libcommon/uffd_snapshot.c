@@ -479,6 +479,20 @@ static void register_fork_handlers(void)
 	pthread_atfork(fork_prepare, fork_done, fork_done);
 }
 
+/* Retries releases refused (EAGAIN) while an event was pending; keeps those
+ * refused again. */
+static void retry_releases(int uffd, struct range *v, size_t *n)
+{
+	for (size_t i = 0; i < *n;) {
+		if (kb_uffd_writeprotect(uffd, v[i].start, v[i].end - v[i].start, false) < 0 &&
+		    errno == EAGAIN) {
+			i++;
+			continue;
+		}
+		v[i] = v[--*n];
+	}
+}
+
 static void *fault_thread(void *arg)
 {
 	struct engine *e = arg;
@@ -496,15 +510,7 @@ static void *fault_thread(void *arg)
 		pthread_mutex_lock(&e->lock);
 		if (e->pre) {
 			int n = r > 0 ? kb_uffd_read_events(e->uffd, ev, 64) : 0;
-			for (size_t i = 0; i < e->npre_pending;) {
-				struct range *pr = &e->pre_pending[i];
-				if (kb_uffd_writeprotect(e->uffd, pr->start, pr->end - pr->start, false) < 0 &&
-				    errno == EAGAIN) {
-					i++;
-					continue;
-				}
-				*pr = e->pre_pending[--e->npre_pending];
-			}
+			retry_releases(e->uffd, e->pre_pending, &e->npre_pending);
 			for (int i = 0; i < n; i++)
 				pre_event(e, &ev[i]);
 			pthread_mutex_unlock(&e->lock);
@@ -516,16 +522,7 @@ static void *fault_thread(void *arg)
 		int n = r > 0 ? kb_uffd_read_events(e->uffd, ev, 64) : 0;
 		if (n < 0)
 			break;
-		/* Releases refused while an event was pending. */
-		for (size_t i = 0; i < e->npending;) {
-			struct range *pr = &e->pending[i];
-			if (kb_uffd_writeprotect(e->uffd, pr->start, pr->end - pr->start, false) < 0 &&
-			    errno == EAGAIN) {
-				i++;
-				continue;
-			}
-			*pr = e->pending[--e->npending];
-		}
+		retry_releases(e->uffd, e->pending, &e->npending);
 		for (int i = 0; i < n; i++) {
 			switch (ev[i].kind) {
 			case KB_UFFD_WP_FAULT:
