@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -497,6 +499,9 @@ static void *fault_thread(void *arg)
 {
 	struct engine *e = arg;
 	struct kb_uffd_event ev[64];
+	/* The target waits for this thread at each fault: ahead of the copy and
+	 * the compressors when allowed (privileged); as it is otherwise. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), -10);
 	pthread_mutex_lock(&e->lock);
 	unsigned char *tmp = malloc(CHUNK);
 	pthread_mutex_unlock(&e->lock);
