@@ -16,6 +16,7 @@ struct kb_outfile {
 	bool unnamed;   /* O_TMPFILE: no name until committed */
 	bool direct;    /* an existing device, FIFO or socket, written in place */
 	uint64_t written, flushed; /* bytes written; of which writeback was started */
+	int direct_fd;          /* the same file opened with O_DIRECT, or -1 */
 };
 
 int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode);

@@ -314,7 +314,7 @@ static void add_range(struct range **v, size_t *n, struct range r)
 /* Chunk buffers, under e->lock. */
 static unsigned char *chunk_get(struct engine *e)
 {
-	return e->npool ? e->pool[--e->npool] : malloc(CHUNK);
+	return e->npool ? e->pool[--e->npool] : aligned_alloc(PAGE, CHUNK);
 }
 
 static void chunk_put(struct engine *e, unsigned char *p)
@@ -696,7 +696,7 @@ static bool same_program(const struct engine *e)
 static int write_core(struct engine *e, struct writer *w, const struct kb_buf *hdr,
 		      struct kb_snap_stats *stats, bool all_stopped, char *err, size_t errlen)
 {
-	unsigned char *buf = malloc(CHUNK);
+	unsigned char *buf = aligned_alloc(PAGE, CHUNK);
 	if (!buf) {
 		set_err(err, errlen, "out of memory");
 		return KB_SNAP_ERR_OTHER;
