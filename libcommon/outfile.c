@@ -27,7 +27,7 @@ int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode)
 		/* A device, FIFO or socket (/dev/null, a pipe to a compressor):
 		 * write into it; renaming a file over it would replace the node. */
 		f->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-		f->direct = f->fd >= 0;
+		f->in_place = f->fd >= 0;
 		return f->fd >= 0 ? 0 : -1;
 	}
 	/* Through a symbolic link: replace the file it names, not the link. */
@@ -75,6 +75,13 @@ int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode)
 	return 0;
 }
 
+static void close_direct(struct kb_outfile *f)
+{
+	if (f->direct_fd >= 0)
+		close(f->direct_fd);
+	f->direct_fd = -1;
+}
+
 #define WRITEBACK_STEP (32ull << 20)
 
 #define DIRECT_ALIGN 4096u
@@ -91,8 +98,10 @@ int kb_outfile_write(void *arg, const void *buf, size_t len)
 			ssize_t n = pwrite(f->direct_fd, p, len, (off_t)f->written);
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n <= 0 || n % DIRECT_ALIGN)
-				break;  /* the rest through the page cache */
+			if (n <= 0 || n % DIRECT_ALIGN) {
+				close_direct(f);        /* from now on through the page cache */
+				break;
+			}
 			p += n;
 			len -= (size_t)n;
 			f->written += (uint64_t)n;
@@ -123,18 +132,11 @@ int kb_outfile_write(void *arg, const void *buf, size_t len)
 	return 0;
 }
 
-static void close_direct(struct kb_outfile *f)
-{
-	if (f->direct_fd >= 0)
-		close(f->direct_fd);
-	f->direct_fd = -1;
-}
-
 int kb_outfile_commit(struct kb_outfile *f)
 {
 	close_direct(f);
-	if (f->direct) {
-		f->direct = false;
+	if (f->in_place) {
+		f->in_place = false;
 		return close(f->fd);
 	}
 	if (!f->tmp)
@@ -196,9 +198,9 @@ int kb_outfile_commit(struct kb_outfile *f)
 void kb_outfile_abort(struct kb_outfile *f)
 {
 	close_direct(f);
-	if (f->direct)
+	if (f->in_place)
 		close(f->fd);
-	f->direct = false;
+	f->in_place = false;
 	if (f->tmp) {
 		if (f->fd >= 0)
 			close(f->fd);

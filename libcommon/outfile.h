@@ -1,6 +1,8 @@
 /* Output files written safely: to an unnamed O_TMPFILE (or a temporary name in the destination's
  * directory where that is unsupported), mode as given, fsynced, then renamed; or to
- * standard output for "-". An existing device, FIFO or socket is written in place. */
+ * standard output for "-". An existing device, FIFO or socket is written in place.
+ * Page-aligned writes of page-aligned buffers go through O_DIRECT where the file
+ * system allows it. */
 #ifndef KBOX_OUTFILE_H
 #define KBOX_OUTFILE_H
 
@@ -14,7 +16,7 @@ struct kb_outfile {
 	char *path;     /* final name; NULL for stdout */
 	char *tmp;      /* temporary name while writing */
 	bool unnamed;   /* O_TMPFILE: no name until committed */
-	bool direct;    /* an existing device, FIFO or socket, written in place */
+	bool in_place;  /* an existing device, FIFO or socket, written in place */
 	uint64_t written, flushed; /* bytes written; of which writeback was started */
 	int direct_fd;          /* the same file opened with O_DIRECT, or -1 */
 };
