@@ -1,6 +1,7 @@
 /* ELF64 ET_CORE writer for x86-64. */
 #include "elfcore.h"
 
+#include <cpuid.h>
 #include <elf.h>
 #include <errno.h>
 #include <signal.h>
@@ -169,6 +170,32 @@ out:
 	return rc;
 }
 
+#define NT_X86_XSAVE_LAYOUT_TYPE 0x205
+
+/* Where each extended feature sits in the NT_X86_XSTATE images (standard
+ * XSAVE format, whose offsets differ between CPU vendors), as the kernel
+ * writes it into its own core dumps: debuggers then need not guess. */
+static int add_xsave_layout_note(struct kb_buf *b, const struct kb_stopped *st)
+{
+	uint64_t xfeatures = 0;
+	for (size_t i = 0; i < st->n && !xfeatures; i++)
+		if (st->t[i].xstate_len >= 472)
+			memcpy(&xfeatures, st->t[i].xstate + 464, 8);   /* XCR0, as ptrace leaves it */
+	uint32_t desc[64 * 4];
+	size_t n = 0;
+	for (unsigned f = 2; f < 64; f++) {
+		unsigned eax, ebx, ecx, edx;
+		if (!(xfeatures >> f & 1) || !__get_cpuid_count(0xd, f, &eax, &ebx, &ecx, &edx) || !eax)
+			continue;
+		desc[n * 4] = f;        /* type, size, offset, flags */
+		desc[n * 4 + 1] = eax;
+		desc[n * 4 + 2] = ebx;
+		desc[n * 4 + 3] = 0;
+		n++;
+	}
+	return n ? add_note(b, "LINUX", NT_X86_XSAVE_LAYOUT_TYPE, desc, n * 16) : 0;
+}
+
 int kb_core_build_notes(pid_t pid, const struct kb_stopped *st, const struct kb_maps *maps,
 			struct kb_buf *notes)
 {
@@ -195,6 +222,8 @@ int kb_core_build_notes(pid_t pid, const struct kb_stopped *st, const struct kb_
 	for (size_t i = 0; i < st->n; i++)
 		if (i != first && add_thread_notes(notes, pid, &st->t[i], false, pid, &proc) < 0)
 			goto out;
+	if (add_xsave_layout_note(notes, st) < 0)
+		goto out;
 	rc = 0;
 out:
 	free(auxv);

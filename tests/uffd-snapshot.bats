@@ -14,6 +14,7 @@ setup() {
 teardown() {
 	for t in "${TARGETS[@]}"; do kill -KILL "$t" 2>/dev/null || true; done
 	[ -n "${SYSCTL_SAVED:-}" ] && sysctl -qw vm.unprivileged_userfaultfd="$SYSCTL_SAVED"
+	[ -n "${CORE_PATTERN_SAVED:-}" ] && printf '%s\n' "$CORE_PATTERN_SAVED" >/proc/sys/kernel/core_pattern
 	rm -rf "$WORK"
 }
 
@@ -131,6 +132,29 @@ assert_target_free() {
 	[ "$(grep -c 'in main (' <<<"$output")" -eq 1 ]
 	[ "$(grep -cE 'worker_main \(' <<<"$output")" -eq 3 ]
 	assert_output --regexp 'nanosleep'
+	stop_target
+}
+
+@test "the XSAVE layout note is the one the kernel writes in its own core dumps" {
+	start_target --mib 8 --threads 1
+	run kb uffd-snapshot -o "$WORK/core" "$T"
+	assert_success
+	# The kernel's own core of the same program, as the reference.
+	CORE_PATTERN_SAVED=$(cat /proc/sys/kernel/core_pattern)
+	echo "$WORK/kernel-core.%p" >/proc/sys/kernel/core_pattern
+	(ulimit -c unlimited; exec "$KBOX_TESTBIN/snap-target" --mib 8 --threads 1 --layout "$WORK/layout.k" \
+		>/dev/null 2>&1) &
+	local k=$!
+	for _ in $(seq 100); do [ -e "$WORK/layout.k" ] && break; sleep 0.05; done
+	kill -SEGV "$k"
+	wait "$k" || true
+	printf '%s\n' "$CORE_PATTERN_SAVED" >/proc/sys/kernel/core_pattern
+	local kernel_core=("$WORK"/kernel-core.*)
+	[ -f "${kernel_core[0]}" ] || skip "the kernel wrote no core here"
+	ours=$(readelf -n "$WORK/core" | grep -A1 "(0x00000205)" | tail -n 1)
+	theirs=$(readelf -n "${kernel_core[0]}" | grep -A1 "(0x00000205)" | tail -n 1)
+	[ -n "$theirs" ] || skip "this kernel writes no NT_X86_XSAVE_LAYOUT note (before 6.11)"
+	[ "$ours" = "$theirs" ]
 	stop_target
 }
 
