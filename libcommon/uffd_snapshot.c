@@ -227,12 +227,17 @@ static uint64_t to_original(const struct engine *e, uint64_t a)
 	return a;
 }
 
-static bool is_lost(const struct engine *e, uint64_t a)
+static bool overlaps(const struct range *v, size_t n, uint64_t start, uint64_t end)
 {
-	for (size_t i = 0; i < e->nlost; i++)
-		if (a >= e->lost[i].start && a < e->lost[i].end)
+	for (size_t i = 0; i < n; i++)
+		if (v[i].start < end && start < v[i].end)
 			return true;
 	return false;
+}
+
+static bool is_lost(const struct engine *e, uint64_t a)
+{
+	return overlaps(e->lost, e->nlost, a, a + 1);
 }
 
 /* Reads len bytes at current address addr; pages that cannot be read (gone)
@@ -264,9 +269,7 @@ static int read_original(struct engine *e, uint64_t addr, unsigned char *buf, ui
 			 uint64_t *bad)
 {
 	pthread_mutex_lock(&e->lock);
-	bool moved = false;
-	for (size_t i = 0; i < e->nremaps && !moved; i++)
-		moved = e->remaps[i].start < addr + len && addr < e->remaps[i].end;
+	bool moved = overlaps(e->remaps, e->nremaps, addr, addr + len);
 	uint64_t cur = to_current(e, addr);
 	pthread_mutex_unlock(&e->lock);
 	if (!moved)
@@ -639,9 +642,7 @@ static int copy_protected(struct engine *e, struct seg *s, struct writer *w, uns
 			memset(c, 0, sizeof(*c));
 		}
 		s->done_upto = next;
-		bool moved = false;
-		for (size_t i = 0; i < e->nremaps && !moved; i++)
-			moved = e->remaps[i].start < next && a < e->remaps[i].end;
+		bool moved = overlaps(e->remaps, e->nremaps, a, next);
 		uint64_t cur = to_current(e, a);
 		pthread_mutex_unlock(&e->lock);
 		e->pages_lost += bad;
@@ -848,14 +849,6 @@ static void protect_running(struct engine *e, const struct kb_maps *maps, unsign
 			nanosleep(&ts, NULL);
 		}
 	}
-}
-
-static bool overlaps(const struct range *v, size_t n, uint64_t start, uint64_t end)
-{
-	for (size_t i = 0; i < n; i++)
-		if (v[i].start < end && start < v[i].end)
-			return true;
-	return false;
 }
 
 static int cmp_range(const void *a, const void *b)
