@@ -401,11 +401,8 @@ static void serve_wp_fault(struct engine *e, uint64_t addr, unsigned char *tmp)
 	/* Releasing wakes the writer. EAGAIN: an event must be read first (by
 	 * this very thread), so retry after reading; other errors mean the range
 	 * is gone. */
-	if (kb_uffd_writeprotect(e->uffd, cur, len, false) < 0 && errno == EAGAIN) {
-		pthread_mutex_lock(&e->lock);
+	if (kb_uffd_writeprotect(e->uffd, cur, len, false) < 0 && errno == EAGAIN)
 		add_range(&e->pending, &e->npending, (struct range){ cur, cur + len, 0 });
-		pthread_mutex_unlock(&e->lock);
-	}
 }
 
 /* Releases a range from the copying thread; the fault thread reads the
@@ -462,28 +459,6 @@ static void pre_event(struct engine *e, const struct kb_uffd_event *ev)
 	}
 }
 
-/* The helper process is forked while the fault thread runs. The fault thread
- * allocates memory only under e->lock, and the fork happens with e->lock
- * held: the child never inherits an allocator locked half-way. */
-static struct engine *forking_engine;
-
-static void fork_prepare(void)
-{
-	if (forking_engine)
-		pthread_mutex_lock(&forking_engine->lock);
-}
-
-static void fork_done(void)
-{
-	if (forking_engine)
-		pthread_mutex_unlock(&forking_engine->lock);
-}
-
-static void register_fork_handlers(void)
-{
-	pthread_atfork(fork_prepare, fork_done, fork_done);
-}
-
 /* Retries releases refused (EAGAIN) while an event was pending; keeps those
  * refused again. */
 static void retry_releases(int uffd, struct range *v, size_t *n)
@@ -505,9 +480,7 @@ static void *fault_thread(void *arg)
 	/* The target waits for this thread at each fault: ahead of the copy and
 	 * the compressors when allowed (privileged); as it is otherwise. */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), -10);
-	pthread_mutex_lock(&e->lock);
 	unsigned char *tmp = malloc(CHUNK);
-	pthread_mutex_unlock(&e->lock);
 	if (!tmp)
 		return NULL;
 	while (!e->stop) {
@@ -1061,9 +1034,6 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 			goto out;
 		}
 		e.pre = true;
-		static pthread_once_t once = PTHREAD_ONCE_INIT;
-		pthread_once(&once, register_fork_handlers);
-		forking_engine = &e;
 		if (pthread_create(&thr, NULL, fault_thread, &e) != 0) {
 			set_err(err, errlen, "cannot start a thread");
 			rc = KB_SNAP_ERR_OTHER;
@@ -1186,7 +1156,6 @@ out:
 		e.stop = 1;
 		pthread_join(thr, NULL);
 	}
-	forking_engine = NULL;
 	/* Closing the last descriptor releases every protection left. */
 	if (e.uffd >= 0)
 		close(e.uffd);
