@@ -148,21 +148,31 @@ int kb_outfile_commit(struct kb_outfile *f)
 		errno = e;
 		return -1;
 	}
+	bool renamed = false;
 	if (f->unnamed) {
-		/* Give it the temporary name only now (linkat cannot replace). */
 		char proc[64];
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-		for (int tries = 0;; tries++) {
-			char *x = f->tmp + strlen(f->tmp) - 6;
-			for (int i = 0; i < 6; i++)
-				x[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[(unsigned)rand() % 36];
-			if (linkat(AT_FDCWD, proc, AT_FDCWD, f->tmp, AT_SYMLINK_FOLLOW) == 0)
-				break;
-			if (errno != EEXIST || tries > 100) {
+		f->unnamed = false;
+		/* Nothing under the name yet: give it in one step. Otherwise a
+		 * temporary name only now (linkat cannot replace), renamed at
+		 * once: a kill in between is the one way to leave it behind. */
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, f->path, AT_SYMLINK_FOLLOW) == 0) {
+			renamed = true;
+		} else {
+			bool named = false;
+			for (int tries = 0; errno == EEXIST && tries <= 100 && !named; tries++) {
+				char *x = f->tmp + strlen(f->tmp) - 6;
+				for (int i = 0; i < 6; i++)
+					x[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[(unsigned)rand() % 36];
+				named = linkat(AT_FDCWD, proc, AT_FDCWD, f->tmp, AT_SYMLINK_FOLLOW) == 0;
+			}
+			renamed = named && rename(f->tmp, f->path) == 0;
+			if (!renamed) {
 				int e = errno;
 				close(f->fd);
 				f->fd = -1;
-				f->unnamed = false;
+				if (named)
+					unlink(f->tmp);
 				free(f->tmp);
 				f->tmp = NULL;
 				kb_outfile_abort(f);
@@ -170,11 +180,10 @@ int kb_outfile_commit(struct kb_outfile *f)
 				return -1;
 			}
 		}
-		f->unnamed = false;
 	}
 	close(f->fd);
 	f->fd = -1;
-	if (rename(f->tmp, f->path) < 0) {
+	if (!renamed && rename(f->tmp, f->path) < 0) {
 		int e = errno;
 		kb_outfile_abort(f);
 		errno = e;
