@@ -3,6 +3,9 @@
 #   kbox cgexec-clone3 -g CG true          (clone3 CLONE_INTO_CGROUP)
 #   sh -c 'echo $$ >CG/cgroup.procs; exec true'   (the shell way: move, then exec)
 #   cgexec -g CONTROLLER:CG true           (libcgroup's cgexec, where it works)
+#   bench/spawn-floor CG true              (the method's floor: clone3 into CG,
+#                                           exec, wait, nothing else; libc only,
+#                                           dynamically linked and static)
 # On the host (whatever its cgroup2 layout), then in the test VM (pure cgroup2,
 # where Debian's cgexec works) when tests/vm can boot.  Rounds alternate the
 # tools; each prints the median per-spawn time and the ratio to kbox.
@@ -44,6 +47,17 @@ report() {
 	echo
 }
 
+# How the method itself compares with the shell way, whatever the tool.
+floor_ratios() {
+	local sh; sh=$(median "${samples[shell]}")
+	local name
+	for name in "floor, libc only" "floor, static"; do
+		[ -n "${samples[$name]:-}" ] || continue
+		printf '%s ÷ shell way: %.2f\n' "$name" \
+			"$(awk -v a="$(median "${samples[$name]}")" -v b="$sh" 'BEGIN {print a / b}')"
+	done
+}
+
 # ---- on the host ------------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || { echo "bench: cgexec-clone3 needs root" >&2; exit 0; }
 root=$(findmnt -n -t cgroup2 -o TARGET /sys/fs/cgroup 2>/dev/null ||
@@ -55,6 +69,12 @@ cg=$root/$rel
 mkdir "$cg"
 trap 'rmdir "$cg" 2>/dev/null || true' EXIT
 
+# The floor program, dynamically linked (libc only) and static.
+floor=$(mktemp -d)
+trap 'rm -rf "$floor"; rmdir "$cg" 2>/dev/null || true' EXIT
+${CC:-cc} -O2 -o "$floor/dynamic" bench/spawn-floor.c
+${CC:-cc} -O2 -static -o "$floor/static" bench/spawn-floor.c
+
 echo "host: $(uname -r), cgroup2 at $root, $N spawns x $ROUNDS rounds into $cg"
 cgexec_ok=
 if command -v cgexec >/dev/null && cgexec -g "hugetlb:$rel" true 2>/dev/null; then cgexec_ok=1
@@ -63,10 +83,13 @@ for ((r = 0; r < ROUNDS; r++)); do
 	bench_round kbox "$KBOX" cgexec-clone3 -g "$rel" /bin/true
 	bench_round shell sh -c "echo \$\$ >$cg/cgroup.procs; exec /bin/true"
 	[ -z "$cgexec_ok" ] || bench_round cgexec cgexec -g "hugetlb:$rel" /bin/true
-	bench_round "kbox --version (start-up floor)" "$KBOX" --version
+	bench_round "floor, libc only" "$floor/dynamic" "$cg" /bin/true
+	bench_round "floor, static" "$floor/static" "$cg" /bin/true
+	bench_round "kbox --version (start-up alone)" "$KBOX" --version
 	bench_round "/bin/true alone" /bin/true
 done
-report kbox shell cgexec "kbox --version (start-up floor)" "/bin/true alone"
+report kbox shell cgexec "floor, libc only" "floor, static" "kbox --version (start-up alone)" "/bin/true alone"
+floor_ratios
 
 # ---- in the VM (pure cgroup2: Debian's cgexec works there) ---------------------
 if [ "${BENCH_VM:-1}" = 0 ] || ! command -v qemu-system-x86_64 >/dev/null || [ ! -x tests/vm/run ]; then
@@ -75,7 +98,8 @@ if [ "${BENCH_VM:-1}" = 0 ] || ! command -v qemu-system-x86_64 >/dev/null || [ !
 fi
 # cgexec and its library, copied under the names the loader looks for.
 libdir=$(mktemp -d)
-files=()
+cp "$floor/static" "$libdir/spawn-floor"
+files=(--file "$libdir/spawn-floor")
 if command -v cgexec >/dev/null; then
 	cp -L "$(command -v cgexec)" "$libdir/cgexec"
 	files+=(--file "$libdir/cgexec")
@@ -86,7 +110,7 @@ if command -v cgexec >/dev/null; then
 fi
 echo
 script=$(mktemp)
-trap 'rm -rf "$script" "$libdir"; rmdir "$cg" 2>/dev/null || true' EXIT
+trap 'rm -rf "$script" "$libdir" "$floor"; rmdir "$cg" 2>/dev/null || true' EXIT
 {
 	echo "N=${N_VM:-40} ROUNDS=$ROUNDS"
 	declare -f median
@@ -109,11 +133,12 @@ trap 'rm -rf "$script" "$libdir"; rmdir "$cg" 2>/dev/null || true' EXIT
 			round kbox kbox cgexec-clone3 -g bench /bin/true
 			round shell sh -c 'echo $$ >/sys/fs/cgroup/bench/cgroup.procs; exec /bin/true'
 			[ -z "$cgexec_ok" ] || round cgexec cgexec_cmd -g memory:bench /bin/true
+			round floor_static /files/spawn-floor /sys/fs/cgroup/bench /bin/true
 			round kbox_version kbox --version
 			r=$((r + 1))
 		done
 		echo "vm: $(uname -r), pure cgroup2, $N spawns x $ROUNDS rounds"
-		for name in kbox shell cgexec kbox_version; do
+		for name in kbox shell cgexec floor_static kbox_version; do
 			eval "v=\$s_$name"
 			[ -z "$v" ] || echo "$name $(median "$v")"
 		done
@@ -125,12 +150,14 @@ if out=$(tests/vm/run --timeout 600 "${files[@]}" "$script"); then
 	while read -r name m; do
 		case $name in
 		vm:) echo "$name $m" ;;
-		kbox_version) samples["kbox --version (start-up floor)"]=" $m" ;;
+		kbox_version) samples["kbox --version (start-up alone)"]=" $m" ;;
+		floor_static) samples["floor, static"]=" $m" ;;
 		*) samples[$name]=" $m" ;;
 		esac
 	done <<<"$out"
 	[ -n "${samples[cgexec]:-}" ] || echo "vm: cgexec did not run there"
-	report kbox shell cgexec "kbox --version (start-up floor)"
+	report kbox shell cgexec "floor, static" "kbox --version (start-up alone)"
+	floor_ratios
 else
 	echo "vm: the VM run failed; see above"
 fi
