@@ -4,9 +4,11 @@
 #include "blockdev.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -292,30 +294,81 @@ int kb_undo_info(const char *path, struct kb_undo_info *info)
 	return rc;
 }
 
-/* Walks the records of an undo file; with write set, restores them. */
-static int walk_records(int fd, const struct kb_undo_info *info, int dev_fd, bool write,
-			bool check_final, struct kb_undo_result *res, uint8_t *packed, size_t packed_cap,
-			uint8_t *block, uint8_t *current)
+/* Reads and verifies the record at *at into block; its length on the device
+ * in *len, its number in *blk. 0, or -1 with errno (EBADMSG: damaged or cut). */
+static int read_record(int fd, const struct kb_undo_info *info, uint64_t *at, uint8_t head[UNDO_RECORD_HEAD],
+		       uint8_t *packed, size_t packed_cap, uint8_t *block, uint64_t *blk, uint32_t *len)
+{
+	if (kb_pread_full(fd, head, UNDO_RECORD_HEAD, *at) < 0) {
+		errno = EBADMSG;
+		return -1;
+	}
+	*blk = get64(head);
+	uint32_t plen = get32(head + 8);
+	if (get32(head + 20) != crc32_buf(head, 20) || plen > packed_cap ||
+	    *blk >= (info->dev_size + info->block_size - 1) / info->block_size ||
+	    kb_pread_full(fd, packed, plen, *at + UNDO_RECORD_HEAD) < 0) {
+		errno = EBADMSG;
+		return -1;
+	}
+	*len = block_length(info->block_size, info->dev_size, *blk);
+	size_t got = ZSTD_decompress(block, info->block_size, packed, plen);
+	if (ZSTD_isError(got) || got != *len || crc32_buf(block, *len) != get32(head + 12)) {
+		errno = EBADMSG;
+		return -1;
+	}
+	*at += UNDO_RECORD_HEAD + plen;
+	return 0;
+}
+
+/* Whether the bytes from at to the end are what an interrupted append leaves:
+ * a record cut short (too short for its head, or shorter than its verified
+ * head says), or zeros where a crash left the file longer than its data. */
+static bool is_cut_tail(int fd, uint64_t at, uint64_t file_size, uint8_t *buf, size_t buf_cap)
+{
+	uint64_t left = file_size - at;
+	if (left < UNDO_RECORD_HEAD)
+		return true;
+	uint8_t head[UNDO_RECORD_HEAD];
+	if (kb_pread_full(fd, head, sizeof(head), at) < 0)
+		return false;
+	if (get32(head + 20) == crc32_buf(head, 20) && get32(head + 8) <= buf_cap &&
+	    left < UNDO_RECORD_HEAD + (uint64_t)get32(head + 8))
+		return true;
+	if (left > buf_cap || kb_pread_full(fd, buf, left, at) < 0)
+		return false;
+	for (uint64_t i = 0; i < left; i++)
+		if (buf[i])
+			return false;
+	return true;
+}
+
+/* Walks the records of an undo file; with write set, restores them.
+ * A complete file holds exactly info->records records. A file from an
+ * interrupted run says 0 and holds every record written before the stop: each
+ * was flushed before its block on the device changed, so all of them are
+ * walked, and a cut last record (its block never written) ends the walk;
+ * anything else unreadable is damage. */
+static int walk_records(int fd, const struct kb_undo_info *info, uint64_t file_size, int dev_fd,
+			uint64_t dev_size, bool write, bool check_final, struct kb_undo_result *res,
+			uint8_t *packed, size_t packed_cap, uint8_t *block, uint8_t *current)
 {
 	uint64_t at = UNDO_HEADER_SIZE;
-	for (uint64_t r = 0; r < info->records; r++) {
+	for (uint64_t r = 0; info->complete ? r < info->records : at < file_size; r++) {
 		uint8_t head[UNDO_RECORD_HEAD];
-		if (kb_pread_full(fd, head, sizeof(head), at) < 0) {
-			errno = EBADMSG;
-			return -1;
+		uint64_t blk;
+		uint32_t len;
+		if (read_record(fd, info, &at, head, packed, packed_cap, block, &blk, &len) < 0) {
+			if (info->complete || !is_cut_tail(fd, at, file_size, packed, packed_cap)) {
+				errno = EBADMSG;
+				return -1;
+			}
+			res->cut_bytes = file_size - at;
+			break;
 		}
-		uint64_t blk = get64(head);
-		uint32_t plen = get32(head + 8);
-		if (get32(head + 20) != crc32_buf(head, 20) || plen > packed_cap ||
-		    blk >= (info->dev_size + info->block_size - 1) / info->block_size ||
-		    kb_pread_full(fd, packed, plen, at + sizeof(head)) < 0) {
-			errno = EBADMSG;
-			return -1;
-		}
-		uint32_t len = block_length(info->block_size, info->dev_size, blk);
-		size_t got = ZSTD_decompress(block, info->block_size, packed, plen);
-		if (ZSTD_isError(got) || got != len || crc32_buf(block, len) != get32(head + 12)) {
-			errno = EBADMSG;
+		/* The device may be smaller than the recorded one (with force). */
+		if (blk * info->block_size + len > dev_size) {
+			errno = ERANGE;
 			return -1;
 		}
 		if (check_final) {
@@ -329,7 +382,6 @@ static int walk_records(int fd, const struct kb_undo_info *info, int dev_fd, boo
 				return -1;
 			res->restored++;
 		}
-		at += sizeof(head) + plen;
 	}
 	return 0;
 }
@@ -344,10 +396,12 @@ int kb_undo_rollback(const char *path, int dev_fd, uint64_t dev_size, bool force
 		return -1;
 	int rc = -1, err = 0;
 	uint8_t *packed = NULL, *block = NULL, *current = NULL;
-	if (read_header(fd, &info) < 0) {
+	struct stat st;
+	if (read_header(fd, &info) < 0 || fstat(fd, &st) < 0) {
 		err = errno;
 		goto out;
 	}
+	res.interrupted = !info.complete;
 	if ((info.dev_size != dev_size || !info.complete) && !force) {
 		err = ESTALE;
 		goto out;
@@ -361,7 +415,8 @@ int kb_undo_rollback(const char *path, int dev_fd, uint64_t dev_size, bool force
 		goto out;
 	}
 	/* Verify everything before the first write, so a damaged file changes nothing. */
-	if (walk_records(fd, &info, dev_fd, false, info.complete, &res, packed, packed_cap, block, current) < 0) {
+	if (walk_records(fd, &info, (uint64_t)st.st_size, dev_fd, dev_size, false, info.complete, &res,
+			 packed, packed_cap, block, current) < 0) {
 		err = errno;
 		goto out;
 	}
@@ -369,14 +424,16 @@ int kb_undo_rollback(const char *path, int dev_fd, uint64_t dev_size, bool force
 		err = ESTALE;
 		goto out;
 	}
-	uint64_t changed = res.changed_since;
+	struct kb_undo_result verified = res;
 	res = (struct kb_undo_result){0};
-	if (walk_records(fd, &info, dev_fd, true, false, &res, packed, packed_cap, block, current) < 0 ||
+	if (walk_records(fd, &info, (uint64_t)st.st_size, dev_fd, dev_size, true, false, &res, packed,
+			 packed_cap, block, current) < 0 ||
 	    fsync(dev_fd) < 0) {
 		err = errno;
 		goto out;
 	}
-	res.changed_since = changed;
+	res.changed_since = verified.changed_since;
+	res.interrupted = verified.interrupted;
 	rc = 0;
 out:
 	if (result)

@@ -42,6 +42,8 @@ struct kb_undo_info {
 struct kb_undo_result {
 	uint64_t restored;
 	uint64_t changed_since;
+	bool interrupted;     /* the file is from a run that never closed it */
+	uint64_t cut_bytes;   /* its last record, cut short (its block was never written) */
 };
 
 /* Reads path's header into info. 0, or -1 with errno (EINVAL: not an undo file;
@@ -49,8 +51,10 @@ struct kb_undo_result {
 int kb_undo_info(const char *path, struct kb_undo_info *info);
 /* Writes every saved block of path back to dev_fd. Every record is verified
  * before the first write; a device whose size differs, or whose blocks no
- * longer hold what was left there, is refused (errno ESTALE) unless force.
- * 0, or -1 with errno (EBADMSG for a damaged undo file). */
+ * longer hold what was left there, or an undo file from an interrupted run
+ * (whose records are all used), is refused (errno ESTALE) unless force.
+ * 0, or -1 with errno (EBADMSG for a damaged undo file, ERANGE for a block
+ * beyond the end of the device). */
 int kb_undo_rollback(const char *path, int dev_fd, uint64_t dev_size, bool force,
 		     struct kb_undo_result *result);
 

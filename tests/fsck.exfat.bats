@@ -511,9 +511,57 @@ same() {
 	poke $((off + 2)) 56 78
 	run -8 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" "$IMG"
 	assert_output --partial "force"
+	# Even with --force, nothing is written past the end of a smaller device.
+	head -c 1M "$IMG" > "$BATS_TEST_TMPDIR/small"
+	(( $(field /a.txt 1) > 1048576 ))
+	run -8 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" --force "$BATS_TEST_TMPDIR/small"
+	assert_output --partial "beyond the end"
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/small")" -eq 1048576 ]
 	run -0 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" --force "$IMG"
 	run -8 "$KBOX" fsck.exfat --rollback "$IMG" "$IMG"
 	assert_output --partial "not an undo file"
+}
+
+# A repair killed part way: a file-size limit (SIGXFSZ) stops it at its first
+# write past 6000 bytes into the image, after the boot sector's VolumeDirty
+# flag was set; the undo file then holds every saved block but a header that
+# was never completed.
+interrupted_repair() {
+	local off; off=$(field /a.txt 1)
+	(( off > 6000 ))
+	poke $((off + 2)) 12 34
+	BEFORE=$(sha256sum < "$IMG")
+	run -153 prlimit --fsize=6000 "$KBOX" fsck.exfat -y -z "$BATS_TEST_TMPDIR/undo" "$IMG"
+	[ "$(sha256sum < "$IMG")" != "$BEFORE" ]
+}
+
+@test "undo: the undo file of an interrupted repair rolls back with --force" {
+	interrupted_repair
+	local changed; changed=$(sha256sum < "$IMG")
+	run -8 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" "$IMG"
+	assert_output --partial "interrupted run"
+	[ "$(sha256sum < "$IMG")" = "$changed" ]
+	run -0 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" --force "$IMG"
+	assert_output --partial "from an interrupted run"
+	[ "$(sha256sum < "$IMG")" = "$BEFORE" ]
+}
+
+@test "undo: an interrupted run's cut last record is skipped; damage before it is refused" {
+	interrupted_repair
+	local undo=$BATS_TEST_TMPDIR/undo size; size=$(stat -c %s "$undo")
+	cp "$undo" "$BATS_TEST_TMPDIR/whole"
+	# Cut inside the last record (the block the killed write was about to change).
+	truncate -s $((size - 5)) "$undo"
+	run -0 "$KBOX" fsck.exfat --rollback "$undo" --force "$IMG"
+	assert_output --partial "cut short"
+	[ "$(sha256sum < "$IMG")" = "$BEFORE" ]
+	# Damage inside the first record is not a cut: nothing is written.
+	run -153 prlimit --fsize=6000 "$KBOX" fsck.exfat -y -z "$undo" "$IMG"
+	local changed; changed=$(sha256sum < "$IMG")
+	printf '\x77' | dd of="$undo" bs=1 seek=100 conv=notrunc status=none
+	run -8 "$KBOX" fsck.exfat --rollback "$undo" --force "$IMG"
+	assert_output --partial "damaged"
+	[ "$(sha256sum < "$IMG")" = "$changed" ]
 }
 
 # ---- -s: orphans to LOST+FOUND, -r on a terminal --------------------------

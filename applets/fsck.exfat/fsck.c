@@ -197,7 +197,10 @@ static int rollback(const char *undo_path, const char *dev, bool force)
 		kb_die_errno(EXIT_OPERATIONAL, "%s: size", dev);
 	struct kb_undo_result res;
 	if (kb_undo_rollback(undo_path, fd, size, force, &res) < 0) {
-		if (errno == ESTALE)
+		if (errno == ESTALE && res.interrupted)
+			kb_warn("%s: undo file from an interrupted run (its blocks are all usable); "
+				"--force writes them back", undo_path);
+		else if (errno == ESTALE)
 			kb_warn("%s: the device does not hold what the undo file left there "
 				"(changed since, incomplete undo file, or another device); --force writes it anyway",
 				undo_path);
@@ -205,12 +208,18 @@ static int rollback(const char *undo_path, const char *dev, bool force)
 			kb_warn("%s: not an undo file", undo_path);
 		else if (errno == EBADMSG)
 			kb_warn("%s: undo file damaged; nothing written", undo_path);
+		else if (errno == ERANGE)
+			kb_warn("%s: saved blocks lie beyond the end of %s; nothing written", undo_path, dev);
 		else
 			kb_warn_errno("%s: rollback", undo_path);
 		close(fd);
 		return EXIT_OPERATIONAL;
 	}
-	printf("%s: restored %llu blocks from %s\n", dev, (unsigned long long)res.restored, undo_path);
+	printf("%s: restored %llu blocks from %s%s\n", dev, (unsigned long long)res.restored, undo_path,
+	       res.interrupted ? " (from an interrupted run)" : "");
+	if (res.cut_bytes)
+		kb_warn("%s: its last record was cut short (%llu bytes), its block not yet written: skipped",
+			undo_path, (unsigned long long)res.cut_bytes);
 	if (res.changed_since)
 		kb_warn("%llu blocks had changed since the repair (--force)", (unsigned long long)res.changed_since);
 	close(fd);
