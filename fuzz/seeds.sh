@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Makes fuzzing seeds: small exFAT volumes (512-byte clusters, 4 KiB alignment,
-# so every structure lies in the first 48 KiB) cut to their first 48 KiB.
+# Makes fuzzing seeds, one folder per target under OUTDIR:
+#   fsck_exfat: small exFAT volumes (512-byte clusters, 4 KiB alignment, so
+#     every structure lies in the first 48 KiB) cut to their first 48 KiB;
+#   undo: undo files of real repairs (one complete, one from a run killed part
+#     way), each also with byte 40 set so the harness keeps its CRCs right;
+#   kmsg: the split-lock log forms of the tests' fixtures, line by line too.
 # usage: seeds.sh KBOX OUTDIR
 set -eu
 kbox=$1 out=$2
+here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$out" "$tmp/tree/dir/sub"
+mkdir -p "$out/fsck_exfat" "$out/undo" "$out/kmsg" "$tmp/tree/dir/sub"
 echo hello > "$tmp/tree/a.txt"
 printf '%s\n' one two three > "$tmp/tree/dir/b.txt"
 head -c 3000 /dev/zero | tr '\0' x > "$tmp/tree/dir/sub/c.bin"
@@ -15,5 +20,28 @@ for i in 1 2 3 4 5 6; do echo "$i" > "$tmp/tree/dir/n$i"; done
 "$kbox" mkfs.exfat -q -b 4K -c 512 -L seed -d "$tmp/tree" "$tmp/tree.img" 1M
 "$kbox" mkfs.exfat -q -b 4K -c 1K -s 1024 -d "$tmp/tree" "$tmp/tree1k.img" 1M
 for img in "$tmp"/*.img; do
-	head -c 49152 "$img" > "$out/$(basename "$img" .img)"
+	head -c 49152 "$img" > "$out/fsck_exfat/$(basename "$img" .img)"
 done
+
+# Undo files: damage the checksum of /a.txt's entry set, then repair with -z
+# (whole, and killed at a 6000-byte file limit). The entry is found with the
+# tests' exfat-locate (built by `make`).
+locate=$here/../build/tests/exfat-locate
+entry=$("$locate" "$tmp/tree.img" entry /a.txt | cut -d' ' -f1)
+damage() {
+	cp "$tmp/tree.img" "$tmp/d.img"
+	printf '\x12\x34' | dd of="$tmp/d.img" bs=1 seek=$((entry + 2)) conv=notrunc status=none
+}
+damage
+"$kbox" fsck.exfat -y -z "$out/undo/complete" "$tmp/d.img" >/dev/null 2>&1 || true
+damage
+{ prlimit --fsize=6000 "$kbox" fsck.exfat -y -z "$tmp/cut" "$tmp/d.img" >/dev/null; } 2>/dev/null || true
+[ ! -s "$tmp/cut" ] || cp "$tmp/cut" "$out/undo/interrupted"
+for f in "$out"/undo/*; do
+	cp "$f" "$f.fix"
+	printf '\x01' | dd of="$f.fix" bs=1 seek=40 conv=notrunc status=none
+done
+
+fixtures=$here/../tests/fixtures/splitlock-stat
+cp "$fixtures/forms.kmsg" "$fixtures/garbage.kmsg" "$out/kmsg/"
+split -l 1 -d "$fixtures/forms.kmsg" "$out/kmsg/line"

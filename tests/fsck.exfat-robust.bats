@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # fsck.exfat under the sanitizers: the whole corruption suite again with
-# ./kbox-asan, and a short libFuzzer run over mutated volumes (`make fuzz`
-# runs a longer one).
+# ./kbox-asan, and short libFuzzer runs over mutated volumes, undo files and
+# saved kernel logs (`make fuzz` runs longer ones).
 load test_helper
 
 @test "the corruption suite passes with the sanitizer build (kbox-asan)" {
@@ -14,15 +14,24 @@ load test_helper
 	[ "$(echo "$output" | grep -c '^ok ')" -ge 30 ]
 }
 
-@test "libFuzzer: a short run over mutated volumes finds no crash, leak or hang" {
+# fuzz TARGET SECONDS: a short libFuzzer run of fuzz/build/TARGET from its seeds.
+fuzz() {
+	mkdir -p "$BATS_TEST_TMPDIR/corpus/$1"
+	run -0 env FSCK_FUZZ_STRICT=1 "$KBOX_ROOT/fuzz/build/$1" -max_total_time="$2" -max_len=65536 \
+		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$BATS_TEST_TMPDIR/corpus/$1" \
+		"$BATS_TEST_TMPDIR/seeds/${1%_fuzz}"
+	assert_output --partial "Done"
+	assert_output --partial "stat::number_of_executed_units"
+}
+
+@test "libFuzzer: short runs over mutated volumes, undo files and kernel logs find no crash, leak or hang" {
 	require_cmd clang
 	require_applet mkfs.exfat
 	run make -s -C "$KBOX_ROOT/fuzz" all
-	[ "$status" -eq 0 ] || skip "cannot build the fuzzer here: ${output##*$'\n'}"
+	[ "$status" -eq 0 ] || skip "cannot build the fuzzers here: ${output##*$'\n'}"
 	bash "$KBOX_ROOT/fuzz/seeds.sh" "$KBOX" "$BATS_TEST_TMPDIR/seeds"
-	mkdir "$BATS_TEST_TMPDIR/corpus"
-	run -0 "$KBOX_ROOT/fuzz/build/fsck_exfat_fuzz" -max_total_time=8 -max_len=65536 -timeout=10 \
-		-rss_limit_mb=2048 -print_final_stats=1 "$BATS_TEST_TMPDIR/corpus" "$BATS_TEST_TMPDIR/seeds"
-	assert_output --partial "Done"
-	assert_output --partial "stat::number_of_executed_units"
+	[ -s "$BATS_TEST_TMPDIR/seeds/undo/interrupted" ]
+	fuzz fsck_exfat_fuzz 8
+	fuzz undo_fuzz 4
+	fuzz kmsg_fuzz 4
 }
