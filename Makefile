@@ -79,7 +79,7 @@ DEPS_BUILD := gcc make pkg-config libmount-dev libblkid-dev libgpiod-dev libzstd
 DEPS_TEST  := bats bats-support bats-assert bats-file jq zstd exfatprogs exfat-fuse fuse3 gdb attr \
               cgroup-tools e2fsprogs xz-utils gpiod util-linux
 DEPS_VM    := qemu-system-x86 busybox-static kmod make gcc binutils xz-utils
-DEPS_FUZZ  := clang libclang-rt-14-dev
+DEPS_FUZZ  := clang libclang-rt-14-dev zlib1g-dev
 DEPS_BENCH := hyperfine bc
 DEPS       := $(DEPS_BUILD) $(DEPS_TEST) $(DEPS_VM) $(DEPS_FUZZ) $(DEPS_BENCH)
 
