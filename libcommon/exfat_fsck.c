@@ -1937,6 +1937,17 @@ static void free_vol(struct vol *v)
 	free(v->disk_bm), free(v->bm_dirty), free(v->bm_clusters), free(v->upcase), free(v->root_clusters);
 }
 
+/* Whether the caller asked the run to stop (opts->cancel); it then ends as
+ * after a quit answer. */
+static bool cancelled(struct vol *v)
+{
+	if (!v->quit && v->o->cancel && *v->o->cancel) {
+		v->quit = true;
+		v->r->cancelled = true;
+	}
+	return v->quit;
+}
+
 int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts,
 		   struct exfat_fsck_result *result)
 {
@@ -1979,7 +1990,7 @@ int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts
 	v.r->directories = 1;
 	bool root_done = false;
 	uint64_t dirs_done = 0;
-	while (v.nstack && !v.failed && !v.quit) {
+	while (v.nstack && !v.failed && !v.quit && !cancelled(&v)) {
 		struct dir_job job = v.stack[--v.nstack];
 		check_dir(&v, &job, !root_done);
 		root_done = true;
@@ -1988,6 +1999,7 @@ int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts
 		if (opts->progress)
 			opts->progress(opts->ctx, dirs_done, v.r->directories, v.r->files);
 	}
+	cancelled(&v); /* a late stop is taken here, where the FAT is written */
 	if (v.quit && !v.failed) {
 		/* Repairs already made stay whole (a truncated size with its
 		 * end-of-chain mark); the dirty mark stays for the next check. */

@@ -8,6 +8,7 @@
 #ifndef KBOX_EXFAT_FSCK_H
 #define KBOX_EXFAT_FSCK_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -41,6 +42,9 @@ struct exfat_fsck_opts {
 	void (*note)(void *ctx, const char *message);
 	/* After each directory: directories checked and known so far, files. */
 	void (*progress)(void *ctx, uint64_t dirs_done, uint64_t dirs_known, uint64_t files);
+	/* Set non-zero (by a signal handler) to stop the run at the next
+	 * directory or phase, as a quit answer does; result->cancelled tells. */
+	volatile sig_atomic_t *cancel;
 	void *ctx;
 };
 

@@ -8,8 +8,8 @@ load test_helper
 loc() { "$KBOX_TESTBIN/exfat-locate" "$IMG" "$@"; }
 # poke OFFSET BYTE...: writes bytes (hex) at OFFSET.
 poke() {
-	local off=$1 hex=""; shift
-	for b in "$@"; do hex+="\\x$b"; done
+	local off=$1 hex="" byte; shift
+	for byte in "$@"; do hex+="\\x$byte"; done
 	printf "$hex" | dd of="$IMG" bs=1 seek="$off" conv=notrunc status=none
 }
 le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
@@ -600,6 +600,33 @@ interrupted_repair() {
 	run script -qec "$KBOX fsck.exfat -r $IMG" /dev/null <<< "y"
 	[ "$status" -eq 1 ]
 	run -0 "$KBOX" fsck.exfat -n "$IMG"
+}
+
+# Ctrl-C (SIGINT) arrives, under gdb, right after the first problem was
+# reported (the one in the root directory): the run stops before the next
+# directory. (LeakSanitizer cannot run under ptrace.)
+interrupt() {
+	run env ASAN_OPTIONS=detect_leaks=0 gdb -q -batch -ex 'break report' -ex run -ex delete \
+		-ex 'signal SIGINT' --args "$KBOX" fsck.exfat "$@" "$IMG"
+	assert_output --partial "exited with code 040"   # 32, in octal
+}
+
+@test "SIGINT stops a check or repair at the next directory: exit 32, not clean, repairs kept whole" {
+	require_cmd gdb
+	local in_root in_dir; in_root=$(field /a.txt 1) in_dir=$(field /dir/b.bin 1)
+	poke $((in_root + 2)) 12 34
+	poke $((in_dir + 2)) 56 78
+	interrupt -n --json
+	echo "$output" | grep '^{' | jq -e '.cancelled and (.clean | not) and .problems_found == 1' >/dev/null
+	interrupt -y
+	assert_output --partial "/a.txt: SetChecksum"
+	assert_output --partial "cancelled"
+	refute_output --partial "/dir/b.bin"
+	# The root's repair is on disk; /dir was never reached.
+	run -4 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
+	echo "$output" | jq -e '[.problems[].path] | index("/a.txt") == null and index("/dir/b.bin") != null' >/dev/null
+	repair
+	same /a.txt a.txt dir/b.bin dir/b.bin
 }
 
 @test "-P shows progress on a terminal and clears it; nothing without one" {

@@ -240,7 +240,7 @@ static void print_json(const struct run *run, const char *dev, const struct exfa
 	kb_json_kv_string(&j, "device", dev);
 	kb_json_kv_string(&j, "mode", mode_name(run->mode));
 	kb_json_kv_int(&j, "exit_code", code);
-	kb_json_kv_bool(&j, "clean", r->problems == 0 && !r->fatal);
+	kb_json_kv_bool(&j, "clean", r->problems == 0 && !r->fatal && !r->cancelled);
 	kb_json_kv_uint(&j, "problems_found", r->problems);
 	kb_json_kv_uint(&j, "problems_repaired", r->repaired);
 	kb_json_kv_uint(&j, "directories", r->directories);
@@ -282,7 +282,8 @@ static int fsck_exfat_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run run = { .mode = MODE_DEFAULT };
-	struct exfat_fsck_opts opts = { .decide = decide, .report = report, .note = note, .ctx = &run };
+	struct exfat_fsck_opts opts = { .decide = decide, .report = report, .note = note,
+					.cancel = &interrupted, .ctx = &run };
 	const char *undo_path = NULL, *rollback_path = NULL;
 	bool force = false;
 	int c;
@@ -381,10 +382,14 @@ static int fsck_exfat_main(int argc, char **argv)
 	if (run.json) {
 		print_json(&run, dev, &r, code);
 	} else if (!r.fatal) {
-		printf("%s: %s, %llu files, %llu directories, %llu/%llu clusters used", dev,
-		       r.problems == 0 ? "clean" : r.repaired == r.problems ? "repaired" : "errors left",
-		       (unsigned long long)r.files, (unsigned long long)r.directories,
-		       (unsigned long long)r.clusters_used, (unsigned long long)r.cluster_count);
+		if (r.cancelled)
+			printf("%s: cancelled, %llu files, %llu directories seen", dev,
+			       (unsigned long long)r.files, (unsigned long long)r.directories);
+		else
+			printf("%s: %s, %llu files, %llu directories, %llu/%llu clusters used", dev,
+			       r.problems == 0 ? "clean" : r.repaired == r.problems ? "repaired" : "errors left",
+			       (unsigned long long)r.files, (unsigned long long)r.directories,
+			       (unsigned long long)r.clusters_used, (unsigned long long)r.cluster_count);
 		if (r.problems)
 			printf(", %u problems, %u repaired", r.problems, r.repaired);
 		printf("\n");
