@@ -418,16 +418,29 @@ int kb_find_gadgets(pid_t pid, struct kb_gadgets *g)
 	return g->syscall ? 0 : -1;
 }
 
-bool kb_process_is_x86_64(pid_t pid)
+int kb_process_kind(pid_t pid, enum kb_process_kind *kind)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT) {
+			/* A kernel thread has no exe link; a process gone has no directory. */
+			snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+			if (access(path, F_OK) == 0) {
+				*kind = KB_PROCESS_KERNEL_THREAD;
+				return 0;
+			}
+			e = ESRCH;
+		}
+		errno = e;
+		return -1;
+	}
 	Elf64_Ehdr eh;
-	bool ok = read(fd, &eh, sizeof(eh)) == (ssize_t)sizeof(eh) && !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
-		  eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_machine == EM_X86_64;
+	bool x86 = read(fd, &eh, sizeof(eh)) == (ssize_t)sizeof(eh) && !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+		   eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_machine == EM_X86_64;
 	close(fd);
-	return ok;
+	*kind = x86 ? KB_PROCESS_X86_64 : KB_PROCESS_OTHER;
+	return 0;
 }

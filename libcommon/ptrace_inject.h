@@ -62,7 +62,10 @@ int kb_ptrace_inject_syscall(struct kb_thread *th, const struct kb_gadgets *g, l
 void kb_ptrace_detach_all(struct kb_stopped *st);
 void kb_stopped_free(struct kb_stopped *st);
 
-/* True if /proc/PID/exe is an x86-64 ELF (the only layout written here). */
-bool kb_process_is_x86_64(pid_t pid);
+/* What /proc/PID/exe is: an x86-64 ELF (the only layout written here),
+ * another program, or nothing (a kernel thread); -1 with errno when it cannot
+ * be read (EACCES/EPERM: ptrace access refused; ESRCH: no such process). */
+enum kb_process_kind { KB_PROCESS_X86_64, KB_PROCESS_OTHER, KB_PROCESS_KERNEL_THREAD };
+int kb_process_kind(pid_t pid, enum kb_process_kind *kind);
 
 #endif

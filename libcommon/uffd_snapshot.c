@@ -954,20 +954,46 @@ static void free_engine(struct engine *e)
 	pthread_mutex_destroy(&e->lock);
 }
 
+/* Whether pid can be snapshot at all: it exists, the caller may inspect it,
+ * and it is an x86-64 user-space program. */
+static enum kb_snap_error check_target(pid_t pid, char *err, size_t errlen)
+{
+	enum kb_process_kind kind;
+	if (kb_process_kind(pid, &kind) < 0) {
+		if (errno == ESRCH) {
+			set_err(err, errlen, "no such process: %d", (int)pid);
+			return KB_SNAP_ERR_GONE;
+		}
+		if (errno == EACCES || errno == EPERM) {
+			set_err(err, errlen,
+				"cannot inspect process %d: %s (same rules as gdb: the same user and "
+				"kernel.yama.ptrace_scope, or CAP_SYS_PTRACE)",
+				(int)pid, strerror(errno));
+			return KB_SNAP_ERR_ACCESS;
+		}
+		set_err(err, errlen, "cannot inspect process %d: %s", (int)pid, strerror(errno));
+		return KB_SNAP_ERR_OTHER;
+	}
+	if (kind == KB_PROCESS_KERNEL_THREAD) {
+		set_err(err, errlen, "process %d is a kernel thread: it has no user memory to snapshot", (int)pid);
+		return KB_SNAP_ERR_UNSUPPORTED;
+	}
+	if (kind != KB_PROCESS_X86_64) {
+		set_err(err, errlen, "process %d is not an x86-64 program", (int)pid);
+		return KB_SNAP_ERR_UNSUPPORTED;
+	}
+	return KB_SNAP_OK;
+}
+
 enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stats *stats,
 			       char *err, size_t errlen)
 {
 	memset(stats, 0, sizeof(*stats));
 	uint64_t t0 = mono_ns();
 	pid_t pid = o->pid;
-	if (kill(pid, 0) < 0 && errno == ESRCH) {
-		set_err(err, errlen, "no such process: %d", (int)pid);
-		return KB_SNAP_ERR_GONE;
-	}
-	if (!kb_process_is_x86_64(pid)) {
-		set_err(err, errlen, "process %d is not an x86-64 program (or cannot be inspected)", (int)pid);
-		return KB_SNAP_ERR_UNSUPPORTED;
-	}
+	enum kb_snap_error target = check_target(pid, err, errlen);
+	if (target != KB_SNAP_OK)
+		return target;
 	bool use_uffd = !o->stopped_copy;
 	uint64_t features = 0, wanted = 0;
 	if (use_uffd) {
@@ -1249,14 +1275,9 @@ enum kb_snap_error kb_dirty_track(pid_t pid, uint64_t interval_ns, unsigned coun
 			"PAGEMAP_SCAN (Linux 6.7+)");
 		return KB_SNAP_ERR_UNSUPPORTED;
 	}
-	if (!kb_process_is_x86_64(pid)) {
-		if (kill(pid, 0) < 0 && errno == ESRCH) {
-			set_err(err, errlen, "no such process: %d", (int)pid);
-			return KB_SNAP_ERR_GONE;
-		}
-		set_err(err, errlen, "process %d is not an x86-64 program (or cannot be inspected)", (int)pid);
-		return KB_SNAP_ERR_UNSUPPORTED;
-	}
+	enum kb_snap_error target = check_target(pid, err, errlen);
+	if (target != KB_SNAP_OK)
+		return target;
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
 	int pm = open(path, O_RDONLY | O_CLOEXEC);

@@ -232,6 +232,25 @@ assert_target_free() {
 	stop_target
 }
 
+@test "a kernel thread, or another user's process as non-root: the cause named, no file" {
+	# PID 2 is kthreadd.
+	run kb uffd-snapshot -o "$WORK/c" 2
+	assert_failure 1
+	assert_output --partial "process 2 is a kernel thread"
+	run kb uffd-snapshot --dirty 1,1 2
+	assert_failure 1
+	assert_output --partial "kernel thread"
+	sleep 60 &
+	local victim=$!
+	TARGETS+=("$victim")
+	chmod 777 "$WORK"
+	run setpriv --reuid=65534 --regid=65534 --clear-groups "$KBOX" uffd-snapshot -o "$WORK/c" "$victim"
+	assert_failure 4
+	assert_output --partial "cannot inspect process $victim: Permission denied"
+	assert_output --partial "CAP_SYS_PTRACE"
+	assert_file_not_exists "$WORK/c"
+}
+
 @test "a non-root target: clear error with the remedy, --stopped, or the sysctl" {
 	chmod 777 "$WORK"
 	LAYOUT=$WORK/layout.nobody
