@@ -722,6 +722,16 @@ static int write_core(struct engine *e, struct writer *w, const struct kb_buf *h
 
 /* ---- the snapshot ------------------------------------------------------ */
 
+/* "cannot VERB process PID: why", with the ptrace rule when access was refused. */
+static enum kb_snap_error access_error(pid_t pid, const char *verb, int errnum, char *err, size_t errlen)
+{
+	bool refused = errnum == EPERM || errnum == EACCES;
+	set_err(err, errlen, "cannot %s process %d: %s%s", verb, (int)pid, strerror(errnum),
+		refused ? " (same rules as gdb: the same user and kernel.yama.ptrace_scope, "
+			  "or CAP_SYS_PTRACE)" : "");
+	return refused ? KB_SNAP_ERR_ACCESS : KB_SNAP_ERR_OTHER;
+}
+
 static enum kb_snap_error helper_error(pid_t pid, int errnum, enum kb_helper_stage stage, char *err,
 				       size_t errlen)
 {
@@ -742,15 +752,7 @@ static enum kb_snap_error helper_error(pid_t pid, int errnum, enum kb_helper_sta
 				(int)pid, tracer);
 			return KB_SNAP_ERR_ACCESS;
 		}
-		if (errnum == EPERM) {
-			set_err(err, errlen,
-				"cannot stop process %d: %s (same rules as gdb: the same user and "
-				"kernel.yama.ptrace_scope, or CAP_SYS_PTRACE)",
-				(int)pid, strerror(errnum));
-			return KB_SNAP_ERR_ACCESS;
-		}
-		set_err(err, errlen, "cannot stop process %d: %s", (int)pid, strerror(errnum));
-		return KB_SNAP_ERR_OTHER;
+		return access_error(pid, "stop", errnum, err, errlen);
 	}
 	if (errnum == EPERM) {
 		set_err(err, errlen,
@@ -964,15 +966,7 @@ static enum kb_snap_error check_target(pid_t pid, char *err, size_t errlen)
 			set_err(err, errlen, "no such process: %d", (int)pid);
 			return KB_SNAP_ERR_GONE;
 		}
-		if (errno == EACCES || errno == EPERM) {
-			set_err(err, errlen,
-				"cannot inspect process %d: %s (same rules as gdb: the same user and "
-				"kernel.yama.ptrace_scope, or CAP_SYS_PTRACE)",
-				(int)pid, strerror(errno));
-			return KB_SNAP_ERR_ACCESS;
-		}
-		set_err(err, errlen, "cannot inspect process %d: %s", (int)pid, strerror(errno));
-		return KB_SNAP_ERR_OTHER;
+		return access_error(pid, "inspect", errno, err, errlen);
 	}
 	if (kind == KB_PROCESS_KERNEL_THREAD) {
 		set_err(err, errlen, "process %d is a kernel thread: it has no user memory to snapshot", (int)pid);
