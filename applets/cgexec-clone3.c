@@ -371,7 +371,7 @@ static int cgexec_clone3_main(int argc, char **argv)
 	if (o.root ? kb_cgroup_use_root(&m, o.root, &e) : kb_cgroup_find_mount(&m, &e))
 		kb_die(EXIT_OWN, "%s", e.msg);
 	char cg[KB_CGROUP_PATH_MAX];
-	if (kb_cgroup_resolve(&m, o.cgroup_arg ? o.cgroup_arg : "", cg, sizeof(cg), &e))
+	if (kb_cgroup_resolve(&m, o.cgroup_arg ? o.cgroup_arg : "/", cg, sizeof(cg), &e))
 		kb_die(EXIT_OWN, "%s", e.msg);
 	if (o.info)
 		return show_info(&m, cg, o.json);

@@ -169,6 +169,9 @@ bool kb_cgroup_mount_has_option(struct kb_cgroup_mount *m, const char *option)
 int kb_cgroup_resolve(const struct kb_cgroup_mount *m, const char *name,
 		      char *out, size_t len, struct kb_cgroup_err *e)
 {
+	/* An empty name is an unset variable far more often than the root. */
+	if (!*name)
+		return fail(e, EINVAL, "empty cgroup path (/ names the root)");
 	size_t ml = strlen(m->path);
 	const char *rel = name;
 	if (!strncmp(name, m->path, ml) && (name[ml] == '/' || name[ml] == '\0'))

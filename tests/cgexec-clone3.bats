@@ -351,6 +351,12 @@ teardown() {
 	run kb cgexec-clone3 -g "$T_REL/../x" true
 	assert_failure 125
 	assert_output "cgexec-clone3: $T_REL/../x: '.' and '..' are not allowed in a cgroup path"
+	# An empty path (an unset variable, say) is not taken for the root.
+	run kb cgexec-clone3 -g "" true
+	assert_failure 125
+	assert_output "cgexec-clone3: empty cgroup path (/ names the root)"
+	run kb cgexec-clone3 -g "hugetlb:" true
+	assert_failure 125
 	run kb cgexec-clone3 true
 	assert_failure 125
 	assert_line --index 0 "cgexec-clone3: missing -g CGROUP"
