@@ -220,6 +220,14 @@ static void on_process(void *arg, pid_t tgid, pid_t parent_tgid)
 /* Attributes a report to its thread's process and code location. known_tgid
  * (0 if unknown) is the process the thread belonged to per process events,
  * which still holds when the thread has since exited. */
+/* Whether a thread's name now is the one in a report: the kernel prints at
+ * most TASK_COMM_LEN - 1 bytes, /proc may show a kernel thread's longer one. */
+static bool same_comm(const char *now, const char *reported)
+{
+	size_t n = strlen(reported);
+	return !strcmp(now, reported) || (n == 15 && !strncmp(now, reported, n));
+}
+
 static void attribute(struct ctx *c, struct trap *t, pid_t known_tgid)
 {
 	t->attributed = false;
@@ -234,6 +242,10 @@ static void attribute(struct ctx *c, struct trap *t, pid_t known_tgid)
 		   ti.start_usec - c->suspended_us > t->rec->ts_usec + 50000) {
 		/* A thread started after the report is a later thread with a reused id. */
 		t->why_not = "thread id reused since the report";
+	} else if (!c->live && !same_comm(ti.comm, t->msg.comm)) {
+		/* A saved log may come from another boot, where the start-time test
+		 * proves nothing; the name the kernel printed must match at least. */
+		t->why_not = "the thread id now names another thread";
 	} else if (!known_tgid) {
 		tgid = ti.tgid;
 	}
@@ -792,6 +804,9 @@ static int cmd_status(struct options *o)
 {
 	struct kb_sl_status st;
 	kb_sl_status_read(&st, o->kmsg_file);
+	/* A log the caller named must be readable, as for watch and summary. */
+	if (o->kmsg_file && st.log_errno)
+		kb_die(EXIT_FAIL, "%s: %s", o->kmsg_file, strerror(st.log_errno));
 	bool capable = !st.cpuinfo_read || st.split_lock_detect || st.bus_lock_detect;
 	const char *src = st.log_found ? "boot message" : !capable ? "CPU flags" : st.cmdline_option[0] ? "kernel command line"
 			 : st.mode == KB_SL_MODE_UNKNOWN ? "unknown" : "kernel default";

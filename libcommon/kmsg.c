@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int kb_kmsg_open_live(struct kb_kmsg *k, bool from_start)
@@ -34,7 +35,17 @@ int kb_kmsg_open_file(struct kb_kmsg *k, const char *path)
 		return 0;
 	}
 	k->file = fopen(path, "re");
-	return k->file ? 0 : -1;
+	if (!k->file)
+		return -1;
+	/* fopen takes a directory; its first read would fail only later. */
+	struct stat st;
+	if (fstat(fileno(k->file), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(k->file);
+		k->file = NULL;
+		errno = EISDIR;
+		return -1;
+	}
+	return 0;
 }
 
 void kb_kmsg_close(struct kb_kmsg *k)

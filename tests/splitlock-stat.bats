@@ -87,6 +87,18 @@ require_traps() {
 	assert_failure 2
 }
 
+@test "a --kmsg file that cannot be read is an error for every command, before any output" {
+	local cmd
+	for cmd in status summary watch; do
+		run kb splitlock-stat "$cmd" --kmsg "$BATS_TEST_TMPDIR/absent"
+		assert_failure 1
+		assert_output "splitlock-stat: $BATS_TEST_TMPDIR/absent: No such file or directory"
+		run kb splitlock-stat "$cmd" --kmsg "$BATS_TEST_TMPDIR"
+		assert_failure 1
+		assert_output "splitlock-stat: $BATS_TEST_TMPDIR: Is a directory"
+	done
+}
+
 @test "status reports this machine's CPU flags, sysctl and mode, text and JSON" {
 	require_cmd jq
 	run kb splitlock-stat status --json
@@ -383,7 +395,7 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 	# A thread id that existed but is gone.
 	gone=$(sh -c 'echo $$')
 	printf '4,1,%s,-;x86/split lock detection: #DB: gone/%s took a bus_lock trap at address: 0x401000\n' \
-		"$(awk '{ printf "%d", $1 * 1000000 }' /proc/uptime)" "$gone" >"$BATS_TEST_TMPDIR/log.kmsg"
+		"$(awk '{ printf "%.0f", $1 * 1000000 }' /proc/uptime)" "$gone" >"$BATS_TEST_TMPDIR/log.kmsg"
 	# A live thread, but the report predates its start: the id was reused.
 	start_prog -n 1 -t 1 -e "$BATS_TEST_TMPDIR/prog.kmsg"
 	tid=$(prog_field tid)
@@ -397,6 +409,25 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 		"thread exited before its report was read"
 	assert_equal "$(echo "$output" | jq -r 'select(.thread == "old") | .reason')" \
 		"thread id reused since the report"
+}
+
+@test "a saved log's thread id is attributed only to a thread of the name the kernel printed" {
+	require_cmd jq
+	sleep 300 3>&- &
+	local pid=$! now
+	PROG_PID=$pid
+	for _ in $(seq 100); do [ "$(cat /proc/$pid/comm)" = sleep ] && break; sleep 0.05; done
+	now=$(awk '{ printf "%.0f", $1 * 1000000 }' /proc/uptime)
+	# The same id and time, under its name and under another (a log of another boot).
+	printf '4,%s,%s,-;x86/split lock detection: #DB: %s/%s took a bus_lock trap at address: 0x401000\n' \
+		1 "$now" sleep "$pid" 2 "$now" worker "$pid" >"$BATS_TEST_TMPDIR/log.kmsg"
+	run kb splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
+	kill "$pid"
+	assert_success
+	assert_equal "$(echo "$output" | jq -r 'select(.thread == "sleep") | "\(.attributed) \(.pid) \(.process)"')" \
+		"true $pid sleep"
+	assert_equal "$(echo "$output" | jq -r 'select(.thread == "worker") | "\(.attributed) \(.reason)"')" \
+		"false the thread id now names another thread"
 }
 
 @test "watch -d ends after the duration and prints nothing while the log is quiet of traps" {
