@@ -1,5 +1,6 @@
 /* ptrace-based stopping and system-call injection (x86-64). */
 #include "ptrace_inject.h"
+#include "procinfo.h"
 #include "procmaps.h"
 
 #include <elf.h>
@@ -426,10 +427,11 @@ int kb_process_kind(pid_t pid, enum kb_process_kind *kind)
 	if (fd < 0) {
 		int e = errno;
 		if (e == ENOENT) {
-			/* A kernel thread has no exe link; a process gone has no directory. */
-			snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-			if (access(path, F_OK) == 0) {
-				*kind = KB_PROCESS_KERNEL_THREAD;
+			/* No exe link: a kernel thread or a zombie; no process: gone. */
+			struct kb_thread_info ti;
+			if (kb_thread_info(pid, &ti) == 0) {
+				*kind = ti.state == 'Z' || ti.state == 'X' ? KB_PROCESS_ZOMBIE
+									   : KB_PROCESS_KERNEL_THREAD;
 				return 0;
 			}
 			e = ESRCH;

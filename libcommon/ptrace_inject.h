@@ -63,9 +63,10 @@ void kb_ptrace_detach_all(struct kb_stopped *st);
 void kb_stopped_free(struct kb_stopped *st);
 
 /* What /proc/PID/exe is: an x86-64 ELF (the only layout written here),
- * another program, or nothing (a kernel thread); -1 with errno when it cannot
- * be read (EACCES/EPERM: ptrace access refused; ESRCH: no such process). */
-enum kb_process_kind { KB_PROCESS_X86_64, KB_PROCESS_OTHER, KB_PROCESS_KERNEL_THREAD };
+ * another program, or nothing (a kernel thread, or a zombie); -1 with errno
+ * when it cannot be read (EACCES/EPERM: ptrace access refused; ESRCH: no such
+ * process). */
+enum kb_process_kind { KB_PROCESS_X86_64, KB_PROCESS_OTHER, KB_PROCESS_KERNEL_THREAD, KB_PROCESS_ZOMBIE };
 int kb_process_kind(pid_t pid, enum kb_process_kind *kind);
 
 #endif

@@ -968,6 +968,10 @@ static enum kb_snap_error check_target(pid_t pid, char *err, size_t errlen)
 		}
 		return access_error(pid, "inspect", errno, err, errlen);
 	}
+	if (kind == KB_PROCESS_ZOMBIE) {
+		set_err(err, errlen, "process %d has exited (a zombie its parent has not reaped)", (int)pid);
+		return KB_SNAP_ERR_GONE;
+	}
 	if (kind == KB_PROCESS_KERNEL_THREAD) {
 		set_err(err, errlen, "process %d is a kernel thread: it has no user memory to snapshot", (int)pid);
 		return KB_SNAP_ERR_UNSUPPORTED;

@@ -232,7 +232,7 @@ assert_target_free() {
 	stop_target
 }
 
-@test "a kernel thread, or another user's process as non-root: the cause named, no file" {
+@test "a kernel thread, a zombie, or another user's process as non-root: the cause named, no file" {
 	# PID 2 is kthreadd.
 	run kb uffd-snapshot -o "$WORK/c" 2
 	assert_failure 1
@@ -240,6 +240,18 @@ assert_target_free() {
 	run kb uffd-snapshot --dirty 1,1 2
 	assert_failure 1
 	assert_output --partial "kernel thread"
+	# A child that exits under a parent that never reaps it (exec'd sleep).
+	bash -c 'sleep 0 & echo $! >"$1"; exec sleep 60' _ "$WORK/zombie" 3>&- &
+	TARGETS+=("$!")
+	local zombie
+	for _ in $(seq 100); do
+		zombie=$(cat "$WORK/zombie" 2>/dev/null) &&
+			[ "$(awk '{print $3}' /proc/"$zombie"/stat 2>/dev/null)" = Z ] && break
+		sleep 0.05
+	done
+	run kb uffd-snapshot -o "$WORK/c" "$zombie"
+	assert_failure 3
+	assert_output --partial "process $zombie has exited (a zombie"
 	sleep 60 &
 	local victim=$!
 	TARGETS+=("$victim")
