@@ -217,9 +217,6 @@ static void on_process(void *arg, pid_t tgid, pid_t parent_tgid)
 		kb_resolver_prime(c->resolver, tgid);
 }
 
-/* Attributes a report to its thread's process and code location. known_tgid
- * (0 if unknown) is the process the thread belonged to per process events,
- * which still holds when the thread has since exited. */
 /* Whether a thread's name now is the one in a report: the kernel prints at
  * most TASK_COMM_LEN - 1 bytes, /proc may show a kernel thread's longer one. */
 static bool same_comm(const char *now, const char *reported)
@@ -228,6 +225,9 @@ static bool same_comm(const char *now, const char *reported)
 	return !strcmp(now, reported) || (n == 15 && !strncmp(now, reported, n));
 }
 
+/* Attributes a report to its thread's process and code location. known_tgid
+ * (0 if unknown) is the process the thread belonged to per process events,
+ * which still holds when the thread has since exited. */
 static void attribute(struct ctx *c, struct trap *t, pid_t known_tgid)
 {
 	t->attributed = false;

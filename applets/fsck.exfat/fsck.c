@@ -202,7 +202,7 @@ static int rollback(const char *undo_path, const char *dev, bool force)
 				"--force writes them back", undo_path);
 		else if (errno == ESTALE)
 			kb_warn("%s: the device does not hold what the undo file left there "
-				"(changed since, incomplete undo file, or another device); --force writes it anyway",
+				"(changed since, or another device); --force writes it anyway",
 				undo_path);
 		else if (errno == EINVAL)
 			kb_warn("%s: not an undo file", undo_path);
