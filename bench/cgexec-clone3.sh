@@ -53,8 +53,11 @@ floor_ratios() {
 	local name
 	for name in "floor, libc only" "floor, static"; do
 		[ -n "${samples[$name]:-}" ] || continue
-		printf '%s ÷ shell way: %.2f\n' "$name" \
+		printf '%s ÷ shell way: %.2f' "$name" \
 			"$(awk -v a="$(median "${samples[$name]}")" -v b="$sh" 'BEGIN {print a / b}')"
+		[ -z "${samples[cgexec]:-}" ] || printf ', ÷ cgexec: %.2f' \
+			"$(awk -v a="$(median "${samples[$name]}")" -v b="$(median "${samples[cgexec]}")" 'BEGIN {print a / b}')"
+		echo
 	done
 }
 
@@ -99,7 +102,8 @@ fi
 # cgexec and its library, copied under the names the loader looks for.
 libdir=$(mktemp -d)
 cp "$floor/static" "$libdir/spawn-floor"
-files=(--file "$libdir/spawn-floor")
+cp "$floor/dynamic" "$libdir/spawn-floor-dynamic"
+files=(--file "$libdir/spawn-floor" --file "$libdir/spawn-floor-dynamic")
 if command -v cgexec >/dev/null; then
 	cp -L "$(command -v cgexec)" "$libdir/cgexec"
 	files+=(--file "$libdir/cgexec")
@@ -133,12 +137,13 @@ trap 'rm -rf "$script" "$libdir" "$floor"; rmdir "$cg" 2>/dev/null || true' EXIT
 			round kbox kbox cgexec-clone3 -g bench /bin/true
 			round shell sh -c 'echo $$ >/sys/fs/cgroup/bench/cgroup.procs; exec /bin/true'
 			[ -z "$cgexec_ok" ] || round cgexec cgexec_cmd -g memory:bench /bin/true
+			round floor_dynamic /files/spawn-floor-dynamic /sys/fs/cgroup/bench /bin/true
 			round floor_static /files/spawn-floor /sys/fs/cgroup/bench /bin/true
 			round kbox_version kbox --version
 			r=$((r + 1))
 		done
 		echo "vm: $(uname -r), pure cgroup2, $N spawns x $ROUNDS rounds"
-		for name in kbox shell cgexec floor_static kbox_version; do
+		for name in kbox shell cgexec floor_dynamic floor_static kbox_version; do
 			eval "v=\$s_$name"
 			[ -z "$v" ] || echo "$name $(median "$v")"
 		done
@@ -151,12 +156,13 @@ if out=$(tests/vm/run --timeout 600 "${files[@]}" "$script"); then
 		case $name in
 		vm:) echo "$name $m" ;;
 		kbox_version) samples["kbox --version (start-up alone)"]=" $m" ;;
+		floor_dynamic) samples["floor, libc only"]=" $m" ;;
 		floor_static) samples["floor, static"]=" $m" ;;
 		*) samples[$name]=" $m" ;;
 		esac
 	done <<<"$out"
 	[ -n "${samples[cgexec]:-}" ] || echo "vm: cgexec did not run there"
-	report kbox shell cgexec "floor, static" "kbox --version (start-up alone)"
+	report kbox shell cgexec "floor, libc only" "floor, static" "kbox --version (start-up alone)"
 	floor_ratios
 else
 	echo "vm: the VM run failed; see above"
