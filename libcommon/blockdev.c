@@ -83,7 +83,7 @@ int kb_dev_sector_size(int fd, unsigned *bytes)
 	return 0;
 }
 
-int kb_dev_open_rw(const char *path, struct stat *st)
+int kb_dev_open(const char *path, bool rw, struct stat *st)
 {
 	struct stat pre;
 	if (stat(path, &pre) < 0)
@@ -92,7 +92,7 @@ int kb_dev_open_rw(const char *path, struct stat *st)
 		errno = EINVAL;
 		return -1;
 	}
-	int flags = O_RDWR | O_CLOEXEC | (S_ISBLK(pre.st_mode) ? O_EXCL : 0);
+	int flags = O_CLOEXEC | (!rw ? O_RDONLY : O_RDWR | (S_ISBLK(pre.st_mode) ? O_EXCL : 0));
 	int fd = open(path, flags);
 	if (fd < 0)
 		return -1;
@@ -103,6 +103,11 @@ int kb_dev_open_rw(const char *path, struct stat *st)
 		return -1;
 	}
 	return fd;
+}
+
+int kb_dev_open_rw(const char *path, struct stat *st)
+{
+	return kb_dev_open(path, true, st);
 }
 
 int kb_dev_discard(int fd, uint64_t off, uint64_t len)

@@ -17,9 +17,11 @@ int kb_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int kb_dev_size(int fd, uint64_t *bytes);
 /* Logical sector size: BLKSSZGET for a block device, 512 for a file. */
 int kb_dev_sector_size(int fd, unsigned *bytes);
-/* Opens a block device or regular file for reading and writing; a block
- * device is opened O_EXCL so one that is mounted or otherwise in use fails
- * with EBUSY. *st gets its fstat. Other file types fail with EINVAL. */
+/* Opens a block device or regular file, read-only or for reading and
+ * writing; for writing a block device is opened O_EXCL so one that is mounted
+ * or otherwise in use fails with EBUSY. *st gets its fstat. Other file types
+ * (directories, FIFOs...) fail with EINVAL. */
+int kb_dev_open(const char *path, bool rw, struct stat *st);
 int kb_dev_open_rw(const char *path, struct stat *st);
 /* BLKDISCARD over [off, off+len) of a block device; EOPNOTSUPP when the
  * device (or a regular file) does not support it. */

@@ -415,6 +415,11 @@ same() {
 	run -16 "$KBOX" fsck.exfat --bogus "$IMG"
 	run -16 "$KBOX" fsck.exfat -n -z "$BATS_TEST_TMPDIR/u" "$IMG"
 	run -8 "$KBOX" fsck.exfat -n "$BATS_TEST_TMPDIR/nonexistent"
+	local mode
+	for mode in -n -y; do
+		run -8 "$KBOX" fsck.exfat $mode "$BATS_TEST_TMPDIR"
+		assert_output "fsck.exfat: $BATS_TEST_TMPDIR is neither a block device nor a regular file"
+	done
 	run -0 "$KBOX" fsck.exfat -h
 	assert_output --partial "Exit status"
 	run -0 "$KBOX" fsck.exfat --version

@@ -184,12 +184,23 @@ static int refuse_if_mounted(int fd, const char *dev, bool writing)
 	return 0;
 }
 
+/* Opens the device or image, or exits with the reason. */
+static int open_device(const char *dev, bool writing, struct stat *st)
+{
+	int fd = kb_dev_open(dev, writing, st);
+	if (fd >= 0)
+		return fd;
+	if (errno == EINVAL)
+		kb_die(EXIT_OPERATIONAL, "%s is neither a block device nor a regular file", dev);
+	if (writing && errno == EBUSY)
+		kb_die(EXIT_OPERATIONAL, "%s: in use (mounted?): refusing to write to it", dev);
+	kb_die_errno(EXIT_OPERATIONAL, "%s", dev);
+}
+
 static int rollback(const char *undo_path, const char *dev, bool force)
 {
 	struct stat st;
-	int fd = kb_dev_open_rw(dev, &st);
-	if (fd < 0)
-		kb_die_errno(EXIT_OPERATIONAL, "%s", dev);
+	int fd = open_device(dev, true, &st);
 	if (refuse_if_mounted(fd, dev, true) < 0)
 		return EXIT_OPERATIONAL;
 	uint64_t size;
@@ -338,12 +349,7 @@ static int fsck_exfat_main(int argc, char **argv)
 
 	bool writing = run.mode != MODE_CHECK;
 	struct stat st;
-	int fd = writing ? kb_dev_open_rw(dev, &st) : open(dev, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (writing && errno == EBUSY)
-			kb_die(EXIT_OPERATIONAL, "%s: in use (mounted?): refusing to repair it", dev);
-		kb_die_errno(EXIT_OPERATIONAL, "%s", dev);
-	}
+	int fd = open_device(dev, writing, &st);
 	if (refuse_if_mounted(fd, dev, writing) < 0)
 		return EXIT_OPERATIONAL;
 	uint64_t size;
