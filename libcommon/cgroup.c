@@ -636,11 +636,25 @@ int kb_cgroup_remove(const char *cgroup, struct kb_cgroup_err *e)
 
 /* ---- configuring ---------------------------------------------------------- */
 
+/* Core files that act rather than configure: writing one moves or kills
+ * processes (any on the system, for cgroup.procs), or reshapes the tree. */
+static const struct {
+	const char *file, *why;
+} not_properties[] = {
+	{ "cgroup.procs", "it moves processes (the command is placed by clone3)" },
+	{ "cgroup.threads", "it moves threads (the command is placed by clone3)" },
+	{ "cgroup.kill", "it kills the cgroup's processes (--rm does that afterwards)" },
+	{ "cgroup.subtree_control", "it enables controllers for children (use --enable-controllers)" },
+};
+
 int kb_cgroup_check_file(const struct kb_cgroup_mount *m, const char *cgroup,
 			 const char *file, struct kb_cgroup_err *e)
 {
 	if (!*file || strchr(file, '/') || file[0] == '.')
 		return fail(e, EINVAL, "%s: not a control file name", file);
+	for (size_t i = 0; i < sizeof(not_properties) / sizeof(not_properties[0]); i++)
+		if (!strcmp(file, not_properties[i].file))
+			return fail(e, EINVAL, "%s: not a setting: %s", file, not_properties[i].why);
 	char path[KB_CGROUP_PATH_MAX];
 	struct stat st;
 	if (join(path, sizeof(path), cgroup, file))

@@ -110,9 +110,11 @@ int kb_cgroup_remove(const char *cgroup, struct kb_cgroup_err *e);
 
 /* ---- configuring ------------------------------------------------------------ */
 
-/* Checks that FILE is a control file that can be written at the cgroup.
- * Failures name the cause: no such file, controller not enabled in the
- * parent's cgroup.subtree_control, not available there, bound to cgroup v1. */
+/* Checks that FILE is a control file that can be written at the cgroup as a
+ * setting. Failures name the cause: no such file, controller not enabled in
+ * the parent's cgroup.subtree_control, not available there, bound to cgroup
+ * v1, or a core file that acts instead (cgroup.procs, .threads, .kill,
+ * .subtree_control). */
 int kb_cgroup_check_file(const struct kb_cgroup_mount *m, const char *cgroup,
 			 const char *file, struct kb_cgroup_err *e);
 /* Writes VALUE to FILE; failures are explained (invalid value, EACCES and

@@ -169,6 +169,20 @@ teardown() {
 	run kb cgexec-clone3 -g "$T_REL/perr" -p nothing touch "$W/ran"
 	assert_failure 125
 	assert_line --index 0 "cgexec-clone3: -p nothing: expected FILE=VALUE"
+	# Core files that act rather than configure: nothing is written.
+	sleep 60 3>&- &
+	local bystander=$!
+	run kb cgexec-clone3 -g "$T_REL/perr" -p cgroup.procs=$bystander touch "$W/ran"
+	assert_failure 125
+	assert_output "cgexec-clone3: cgroup.procs: not a setting: it moves processes (the command is placed by clone3)"
+	[ -z "$(cat "$T/perr/cgroup.procs")" ]
+	kill "$bystander"
+	run kb cgexec-clone3 -g "$T_REL/perr" -p cgroup.threads=1 touch "$W/ran"
+	assert_output --partial "cgroup.threads: not a setting: it moves threads"
+	run kb cgexec-clone3 -g "$T_REL/perr" -p cgroup.kill=1 touch "$W/ran"
+	assert_output --partial "cgroup.kill: not a setting: it kills"
+	run kb cgexec-clone3 -g "$T_REL/perr" -p cgroup.subtree_control=+hugetlb touch "$W/ran"
+	assert_output --partial "use --enable-controllers"
 	assert_not_exist "$W/ran"
 }
 
