@@ -410,6 +410,9 @@ teardown() {
 	assert_output "hugetlb:$T_REL/comp/sub/"
 	run comp cgexec-clone3 --root "$CG_ROOT" -g "$T_REL/comp" -p cgroup.max.de
 	assert_output "cgroup.max.depth= cgroup.max.descendants="
+	run comp cgexec-clone3 --root "$CG_ROOT" -g "$T_REL/comp" -p cgroup.
+	assert_output --partial "cgroup.max.depth="
+	refute_output --regexp 'cgroup\.(procs|threads|kill|subtree_control)='
 	run comp cgexec-clone3 --fa
 	assert_output --fallback
 }
