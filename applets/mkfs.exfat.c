@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -209,10 +210,31 @@ struct target {
 	uint64_t dev_size;
 };
 
+/* An image file this run created and has not finished: removed if the run
+ * fails, exits early or is interrupted, so no half-made image is left. */
+static const char *volatile unfinished_path;
+
+static void remove_unfinished(void)
+{
+	if (unfinished_path)
+		unlink(unfinished_path);
+}
+
+static void on_interrupt(int sig)
+{
+	remove_unfinished();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static const int interrupting[] = { SIGINT, SIGTERM, SIGHUP, 0 };
+
 static void undo_target(const struct options *o, struct target *t)
 {
-	if (t->created)
+	if (t->created) {
 		unlink(o->path);
+		unfinished_path = NULL;
+	}
 	else if (t->extended && ftruncate(t->fd, (off_t)t->old_size) < 0)
 		kb_warn_errno("%s: cannot restore the original size", o->path);
 }
@@ -250,8 +272,22 @@ static void open_target(const struct options *o, struct target *t)
 	if (stat(o->path, &st) < 0) {
 		if (errno != ENOENT || !o->size)
 			kb_die_errno(1, "%s", o->path);
-		/* A new image file of SIZE bytes, sparse. */
+		/* A new image file of SIZE bytes, sparse; no signal may come
+		 * between its creation and its registration for removal. */
+		sigset_t block, old;
+		sigemptyset(&block);
+		for (const int *sig = interrupting; *sig; sig++)
+			sigaddset(&block, *sig);
+		sigprocmask(SIG_BLOCK, &block, &old);
 		t->fd = open(o->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (t->fd >= 0) {
+			unfinished_path = o->path;
+			atexit(remove_unfinished);
+			struct sigaction sa = { .sa_handler = on_interrupt };
+			for (const int *sig = interrupting; *sig; sig++)
+				sigaction(*sig, &sa, NULL);
+		}
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		if (t->fd < 0)
 			kb_die_errno(1, "%s", o->path);
 		t->created = true;
@@ -436,6 +472,7 @@ static int mkfs_exfat_main(int argc, char **argv)
 		kb_die(1, "%s: %s", o.path, err);
 	if (close(t.fd) < 0)
 		kb_die_errno(1, "%s", o.path);
+	unfinished_path = NULL; /* the image is complete: keep it */
 	if (o.verbose)
 		printf("wrote %" PRIu64 " bytes of metadata and data\n", f.bytes_written);
 	if (!o.quiet)

@@ -322,6 +322,33 @@ part1() {
 	assert_output 1048576
 }
 
+@test "a new image whose format fails or is interrupted is removed" {
+	require_root
+	require_cmd gdb
+	# Out of space while writing (-d data into a 1 MiB tmpfs).
+	local small=$BATS_TEST_TMPDIR/small
+	mkdir -p "$small" "$BATS_TEST_TMPDIR/tree"
+	head -c 3M /dev/urandom > "$BATS_TEST_TMPDIR/tree/blob"
+	mount -t tmpfs -o size=1M tmpfs "$small"
+	run kb mkfs.exfat -q -d "$BATS_TEST_TMPDIR/tree" "$small/new.img" 64M
+	local listing; listing=$(ls -A "$small")
+	umount "$small"
+	assert_failure 1
+	assert_output --partial "No space left on device"
+	[ -z "$listing" ]
+	# SIGINT once the writing has begun: the file goes, the signal stays the
+	# cause of death (gdb passes it on to the default action).
+	run gdb -q -batch -ex 'break exfat_format_write' -ex run -ex 'handle SIGINT nostop noprint pass' \
+		-ex 'signal SIGINT' --args "$KBOX" mkfs.exfat -q "$IMG" 64M
+	assert_output --partial "terminated with signal SIGINT"
+	assert_file_not_exists "$IMG"
+	# A file that existed is not removed by a failure.
+	truncate -s 1M "$IMG"
+	run kb mkfs.exfat -c 64K -b 4M "$IMG" 5M
+	assert_failure 1
+	assert_file_exists "$IMG"
+}
+
 @test "bad cluster and sector sizes are refused, naming the limit" {
 	run kb mkfs.exfat -c 3000 "$IMG" 16M
 	assert_failure 1
