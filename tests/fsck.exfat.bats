@@ -527,6 +527,26 @@ same() {
 	assert_output --partial "not an undo file"
 }
 
+@test "undo: the device itself, under any name, or a loop device's backing file is refused as the undo file" {
+	require_root
+	local off; off=$(field /a.txt 1)
+	poke $((off + 2)) 12 34
+	local before; before=$(sha256sum < "$IMG")
+	ln "$IMG" "$BATS_TEST_TMPDIR/hardlink"
+	run -16 "$KBOX" fsck.exfat -y -z "$IMG" "$IMG"
+	assert_output "fsck.exfat: $IMG: the undo file would be $IMG itself"
+	run -16 "$KBOX" fsck.exfat -y -z "$BATS_TEST_TMPDIR/hardlink" "$IMG"
+	assert_output --partial "the undo file would be $IMG itself"
+	run -16 "$KBOX" fsck.exfat -y -z "$BATS_TEST_TMPDIR" "$IMG"
+	assert_output --partial "an undo file must be a regular file"
+	local dev; dev=$(losetup -f --show "$IMG")
+	run -16 "$KBOX" fsck.exfat -y -z "$IMG" "$dev"
+	local out=$output
+	losetup -d "$dev"
+	[[ $out == *"the undo file backs $dev"* ]]
+	[ "$(sha256sum < "$IMG")" = "$before" ]
+}
+
 # A repair killed part way: a file-size limit (SIGXFSZ) stops it at its first
 # write past 6000 bytes into the image, after the boot sector's VolumeDirty
 # flag was set; the undo file then holds every saved block but a header that
