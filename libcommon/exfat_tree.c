@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,13 @@ static struct exfat_tree_node *scan_entry(const char *path, const char *host_nam
 		return NULL;
 	}
 	n->is_dir = S_ISDIR(stx.stx_mode);
+	/* A file that cannot be read must stop the run now, before the target
+	 * is touched, not half-way through writing it. */
+	if (!n->is_dir && faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) < 0) {
+		snprintf(s->err, s->err_len, "%s: %s", path, strerror(errno));
+		exfat_tree_free(n);
+		return NULL;
+	}
 	n->size = n->is_dir ? 0 : stx.stx_size;
 	n->attributes = n->is_dir ? EXFAT_ATTR_DIRECTORY : EXFAT_ATTR_ARCHIVE;
 	if (!(stx.stx_mode & S_IWUSR))

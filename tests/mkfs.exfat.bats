@@ -234,6 +234,23 @@ part1() {
 	assert_failure 1
 	assert_output --partial "the tree does not fit"
 	assert_file_not_exists "$IMG"
+	rm "$src/big"
+	# A file the caller cannot read: refused before an existing image is
+	# touched (in a directory outside the test's own, which nobody can reach).
+	local open; open=$(mktemp -d /tmp/kbox-mkfs.XXXXXX)
+	chmod 777 "$open"
+	mkdir -m 777 "$open/src"
+	echo secret > "$open/src/unreadable"
+	chmod 000 "$open/src/unreadable"
+	kb mkfs.exfat -q "$open/theirs.img" 16M
+	chmod 666 "$open/theirs.img"
+	local before; before=$(sha256sum < "$open/theirs.img")
+	run setpriv --reuid=65534 --regid=65534 --clear-groups "$KBOX" mkfs.exfat -d "$open/src" "$open/theirs.img"
+	local after; after=$(sha256sum < "$open/theirs.img")
+	rm -rf "$open"
+	assert_failure 1
+	assert_output "mkfs.exfat: $open/src/unreadable: Permission denied"
+	[ "$after" = "$before" ]
 }
 
 @test "refuses a mounted loop device, and the image behind it; nothing written" {
