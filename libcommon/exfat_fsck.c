@@ -1912,6 +1912,15 @@ static void finish(struct vol *v)
 		mark_dirty(v); /* sector 0 is written again when the mark is cleared */
 	}
 	write_fat(v);
+	/* A complete repair-mode check that found nothing settles a dirty mark
+	 * left by an unclean unmount or an interrupted run. */
+	if (!v->dirty_set && !v->failed && !v->quit && !v->r->problems && v->o->writable &&
+	    v->boot_writable && (exfat_le16(bs->volume_flags) & EXFAT_FLAG_VOLUME_DIRTY)) {
+		bs->volume_flags = htole16(exfat_le16(bs->volume_flags) & (uint16_t)~EXFAT_FLAG_VOLUME_DIRTY);
+		if (raw_write(v, 0, v->boot, v->ss) == 0 && flush(v) == 0)
+			note(v, "the dirty mark was cleared: the volume checked clean");
+		return;
+	}
 	if (!v->dirty_set || v->failed)
 		return;
 	if (flush(v) < 0)

@@ -452,6 +452,17 @@ same() {
 	[ $(( $(od -An -tu2 -j 106 -N2 "$IMG") & 2 )) -eq 0 ]
 }
 
+@test "a clean volume marked dirty: -n leaves the mark, a repair mode clears it (exit 0)" {
+	poke 106 02 00
+	run -0 "$KBOX" fsck.exfat -n -v "$IMG"
+	assert_output --partial "marked dirty"
+	[ $(( $(od -An -tu2 -j 106 -N2 "$IMG") & 2 )) -eq 2 ]
+	run -0 "$KBOX" fsck.exfat -p -v "$IMG"
+	assert_output --partial "the dirty mark was cleared"
+	[ $(( $(od -An -tu2 -j 106 -N2 "$IMG") & 2 )) -eq 0 ]
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+}
+
 @test "a mounted filesystem (device or its image file) is not repaired (exit 8); a read-only check warns" {
 	require_root
 	require_cmd mount.exfat-fuse
