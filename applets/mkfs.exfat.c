@@ -308,6 +308,8 @@ static void open_target(const struct options *o, struct target *t)
 		if (errno == EBUSY)
 			kb_die(1, "%s is in use (mounted, or held by another program); refusing to "
 			       "format it", o->path);
+		if (errno == EROFS)
+			kb_die(1, "%s is read-only; refusing to format it", o->path);
 		kb_die_errno(1, "%s", o->path);
 	}
 	if (kb_dev_size(t->fd, &t->dev_size) < 0)

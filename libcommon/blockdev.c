@@ -96,6 +96,14 @@ int kb_dev_open(const char *path, bool rw, struct stat *st)
 	int fd = open(path, flags);
 	if (fd < 0)
 		return -1;
+	/* A read-only block device opens read-write and fails only at the first
+	 * write; say so now. */
+	int ro = 0;
+	if (rw && S_ISBLK(pre.st_mode) && ioctl(fd, BLKROGET, &ro) == 0 && ro) {
+		close(fd);
+		errno = EROFS;
+		return -1;
+	}
 	if (fstat(fd, st) < 0 || (st->st_mode & S_IFMT) != (pre.st_mode & S_IFMT)) {
 		int e = errno ? errno : EINVAL;
 		close(fd);

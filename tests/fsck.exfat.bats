@@ -452,6 +452,21 @@ same() {
 	[ $(( $(od -An -tu2 -j 106 -N2 "$IMG") & 2 )) -eq 0 ]
 }
 
+@test "a read-only device: a repair is refused up front (exit 8), -n checks it" {
+	require_root
+	local off; off=$(field /a.txt 1)
+	poke $((off + 2)) 12 34
+	local dev; dev=$(losetup -r -f --show "$IMG")
+	run "$KBOX" fsck.exfat -y --json "$dev"
+	local repair_status=$status repair_out=$output
+	run "$KBOX" fsck.exfat -n "$dev"
+	local check_status=$status
+	losetup -d "$dev"
+	[ "$repair_status" -eq 8 ]
+	[ "$repair_out" = "fsck.exfat: $dev is read-only: nothing can be written (-n checks only)" ]
+	[ "$check_status" -eq 4 ]
+}
+
 @test "a clean volume marked dirty: -n leaves the mark, a repair mode clears it (exit 0)" {
 	poke 106 02 00
 	run -0 "$KBOX" fsck.exfat -n -v "$IMG"

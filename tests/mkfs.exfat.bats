@@ -276,6 +276,16 @@ part1() {
 	[ "$(sha256sum < "$IMG")" = "$sum" ]
 }
 
+@test "refuses a read-only block device before writing" {
+	require_root
+	kb mkfs.exfat -q "$IMG" 16M
+	local dev; dev=$(losetup -r -f --show "$IMG")
+	run kb mkfs.exfat "$dev"
+	losetup -d "$dev"
+	assert_failure 1
+	assert_output "mkfs.exfat: $dev is read-only; refusing to format it"
+}
+
 @test "refuses a block device held open exclusively by another program" {
 	require_root
 	truncate -s 32M "$IMG"

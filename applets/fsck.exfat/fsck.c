@@ -210,6 +210,8 @@ static int open_device(const char *dev, bool writing, struct stat *st)
 		kb_die(EXIT_OPERATIONAL, "%s is neither a block device nor a regular file", dev);
 	if (writing && errno == EBUSY)
 		kb_die(EXIT_OPERATIONAL, "%s: in use (mounted?): refusing to write to it", dev);
+	if (writing && errno == EROFS)
+		kb_die(EXIT_OPERATIONAL, "%s is read-only: nothing can be written (-n checks only)", dev);
 	kb_die_errno(EXIT_OPERATIONAL, "%s", dev);
 }
 
