@@ -7,6 +7,7 @@
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -116,6 +117,16 @@ int kb_dev_open(const char *path, bool rw, struct stat *st)
 int kb_dev_open_rw(const char *path, struct stat *st)
 {
 	return kb_dev_open(path, true, st);
+}
+
+int kb_dev_lock(int fd, bool exclusive)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	return flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB);
 }
 
 int kb_dev_discard(int fd, uint64_t off, uint64_t len)

@@ -23,6 +23,11 @@ int kb_dev_sector_size(int fd, unsigned *bytes);
  * (directories, FIFOs...) fail with EINVAL. */
 int kb_dev_open(const char *path, bool rw, struct stat *st);
 int kb_dev_open_rw(const char *path, struct stat *st);
+/* An image file has no O_EXCL: two programs writing one would interleave.
+ * Takes a BSD lock on a regular file (exclusive for writers, shared for
+ * readers), without waiting: -1 with EWOULDBLOCK when another holds a
+ * conflicting one. Block devices (O_EXCL does it) are left alone: 0. */
+int kb_dev_lock(int fd, bool exclusive);
 /* BLKDISCARD over [off, off+len) of a block device; EOPNOTSUPP when the
  * device (or a regular file) does not support it. */
 int kb_dev_discard(int fd, uint64_t off, uint64_t len);

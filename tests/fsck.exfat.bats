@@ -452,6 +452,32 @@ same() {
 	[ $(( $(od -An -tu2 -j 106 -N2 "$IMG") & 2 )) -eq 0 ]
 }
 
+@test "an image another program holds locked is not repaired (exit 8); -n checks it with a warning" {
+	require_cmd flock
+	local off; off=$(field /a.txt 1)
+	poke $((off + 2)) 12 34
+	local before; before=$(sha256sum < "$IMG")
+	# The holder is one process (the lock's descriptor goes with the exec).
+	( exec 9<>"$IMG"; flock -x 9; exec sleep 60 ) 3>&- &
+	local holder=$!
+	for _ in $(seq 100); do flock -n -s "$IMG" true || break; sleep 0.05; done
+	run "$KBOX" fsck.exfat -y "$IMG"
+	local repair_status=$status repair_out=$output
+	run "$KBOX" fsck.exfat -n "$IMG"
+	local check_status=$status check_out=$output
+	run "$KBOX" mkfs.exfat -q "$IMG"
+	local mkfs_status=$status mkfs_out=$output
+	kill "$holder"; wait "$holder" 2>/dev/null || true
+	[ "$repair_status" -eq 8 ]
+	[ "$repair_out" = "fsck.exfat: $IMG is being checked or repaired by another program; refusing to write to it" ]
+	[ "$check_status" -eq 4 ]
+	[[ $check_out == *"warning: $IMG is being repaired by another program"* ]]
+	[ "$mkfs_status" -eq 1 ]
+	[[ $mkfs_out == *"refusing to format it"* ]]
+	[ "$(sha256sum < "$IMG")" = "$before" ]
+	run -1 "$KBOX" fsck.exfat -y "$IMG"
+}
+
 @test "a read-only device: a repair is refused up front (exit 8), -n checks it" {
 	require_root
 	local off; off=$(field /a.txt 1)

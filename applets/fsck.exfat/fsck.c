@@ -204,8 +204,17 @@ static void refuse_undo_path(const char *undo_path, const char *dev, const struc
 static int open_device(const char *dev, bool writing, struct stat *st)
 {
 	int fd = kb_dev_open(dev, writing, st);
-	if (fd >= 0)
+	if (fd >= 0) {
+		if (kb_dev_lock(fd, writing) == 0)
+			return fd;
+		if (errno != EWOULDBLOCK)
+			kb_die_errno(EXIT_OPERATIONAL, "%s: lock", dev);
+		if (writing)
+			kb_die(EXIT_OPERATIONAL, "%s is being checked or repaired by another program; "
+			       "refusing to write to it", dev);
+		kb_warn("warning: %s is being repaired by another program: the check may see it half-way", dev);
 		return fd;
+	}
 	if (errno == EINVAL)
 		kb_die(EXIT_OPERATIONAL, "%s is neither a block device nor a regular file", dev);
 	if (writing && errno == EBUSY)
