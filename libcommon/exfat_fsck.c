@@ -61,6 +61,7 @@ struct vol {
 	uint16_t orig_flags;
 	bool boot_writable;            /* main region valid (or restored): writes allowed */
 	bool dirty_set;
+	bool lost_extent;              /* a file's data of unknown extent was left unowned */
 
 	uint32_t *fat;                 /* host-endian copy, cc + 2 entries (NULL: read-only) */
 	uint32_t *fat_win;             /* read-only: FAT_WINDOWS windows of the FAT */
@@ -743,11 +744,24 @@ static int check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path,
 	*dir_clusters = NULL;
 	*dir_count = 0;
 	if (len == 0) {
-		if (first != 0 && problem(v, "first-cluster", fp(path), pos, true, "set the first cluster to 0",
+		/* A cluster in the heap may start a chain of real data (a lost size):
+		 * letting it go is not for -p, which leaves it for -y or -s. */
+		if (first != 0 && problem(v, "first-cluster", fp(path), pos, !cluster_ok(v, first),
+					  "set the first cluster to 0",
 					  "empty %s has first cluster %u", is_dir ? "directory" : "file", first)) {
 			st->first_cluster = 0;
 			st->flags &= (uint8_t)~EXFAT_SF_NO_FAT_CHAIN;
 			*changed = true;
+		} else if (first != 0 && cluster_ok(v, first)) {
+			/* Left as it is, the chain stays owned: the bitmap check must not
+			 * free it as an orphan behind the skipped repair. */
+			struct chain ch;
+			if (!contiguous && walk_chain(v, first, false, 0, v->cc, false, &ch) < 0)
+				return -1;
+			/* A contiguous file has no chain to tell where its data ends:
+			 * the orphans may be it, so -p does not free them either. */
+			if (contiguous)
+				v->lost_extent = true;
 		}
 		if (vdl != 0 && problem(v, "valid-length", fp(path), pos, true, "set ValidDataLength to 0",
 					"ValidDataLength %llu of an empty file", (unsigned long long)vdl)) {
@@ -1803,7 +1817,7 @@ static void bitmap_problems(struct vol *v, uint64_t free_but_used, uint32_t firs
 		    (unsigned long long)free_but_used, first_fbu) && v->disk_bm)
 		bitmap_take(v, true);
 	if (orphans &&
-	    problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true,
+	    problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), !v->lost_extent,
 		    "mark them free (-s keeps them in /LOST+FOUND)",
 		    "%llu clusters marked used belong to no file (first: %u)",
 		    (unsigned long long)orphans, first_orphan) && v->disk_bm)

@@ -223,6 +223,31 @@ same() {
 	same a.txt a.txt dir/sub/c.bin dir/sub/c.bin
 }
 
+@test "first-cluster: -p leaves a lost size's data alone (exit 4); -y empties the file, -s keeps its data" {
+	local flags off first chk
+	# As a FAT chain, and as a contiguous (NoFatChain) file.
+	for flags in 01 03; do
+		cp --sparse=always "$BATS_FILE_TMPDIR/base.img" "$IMG"
+		off=$(field /dir/b.bin 1) first=$(field /dir/b.bin 2)
+		poke $((off + 32 + 1)) "$flags"
+		poke $((off + 32 + 8)) $(le64 0)     # ValidDataLength
+		poke $((off + 32 + 24)) $(le64 0)    # DataLength
+		loc fixsum /dir/b.bin
+		detect first-cluster
+		local before; before=$(sha256sum < "$IMG")
+		run -4 "$KBOX" fsck.exfat -p "$IMG"
+		[ "$(sha256sum < "$IMG")" = "$before" ]
+		run -1 "$KBOX" fsck.exfat -y -s "$IMG"
+		[ "$(field /dir/b.bin 3)" -eq 0 ]
+		# The rescued clusters hold the 20000 bytes.
+		chk=$(field /LOST+FOUND/FILE0000001.CHK 2)
+		[ "$chk" -eq "$first" ]
+		[ "$(field /LOST+FOUND/FILE0000001.CHK 3)" -eq 20480 ]
+		cmp <(dd if="$IMG" bs=1 skip="$(loc cluster "$first")" count=20000 status=none) "$TREE/dir/b.bin"
+		run -0 "$KBOX" fsck.exfat -n "$IMG"
+	done
+}
+
 # ---- allocation bitmap ---------------------------------------------------
 
 @test "bitmap-free-in-use: a used cluster marked free is marked used" {
