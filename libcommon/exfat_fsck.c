@@ -330,9 +330,10 @@ static void fat_set(struct vol *v, uint32_t c, uint32_t value)
 enum chain_stop { CH_OK, CH_FIRST, CH_EARLY_END, CH_BROKEN, CH_LOOP, CH_CROSS, CH_TOO_LONG };
 
 struct chain {
-	uint32_t count;         /* clusters claimed */
-	uint32_t last;          /* last claimed cluster */
+	uint32_t count;         /* clusters in the chain */
+	uint32_t last;          /* its last cluster */
 	uint32_t bad;           /* the value that stopped it */
+	uint32_t marked_bad;    /* the cluster marked bad it ran into (claimed, not counted), or 0 */
 	enum chain_stop stop;
 	bool extra;             /* FAT chain continues past the clusters needed */
 	uint32_t *list;         /* with collect: the claimed clusters */
@@ -366,7 +367,7 @@ static int walk_chain(struct vol *v, uint32_t first, bool contiguous, uint64_t w
 			return -1;
 		}
 	}
-	uint32_t c = first;
+	uint32_t c = first, prev = 0;
 	if (!cluster_ok(v, c)) {
 		ch->stop = CH_FIRST;
 		ch->bad = c;
@@ -410,8 +411,18 @@ static int walk_chain(struct vol *v, uint32_t first, bool contiguous, uint64_t w
 		if (!cluster_ok(v, next)) {
 			ch->stop = CH_BROKEN;
 			ch->bad = next;
+			if (next == EXFAT_FAT_BAD && !contiguous) {
+				/* The mark is on c: c itself is bad, and the chain ends
+				 * before it. It stays claimed, so it stays allocated. */
+				ch->count--;
+				ch->last = prev;
+				ch->marked_bad = c;
+				if (!ch->count)
+					ch->stop = CH_FIRST, ch->bad = c;
+			}
 			return 0;
 		}
+		prev = c;
 		c = next;
 	}
 }
@@ -433,14 +444,21 @@ static void describe_stop(const struct vol *v, const struct chain *ch, char *buf
 {
 	switch (ch->stop) {
 	case CH_FIRST:
-		snprintf(buf, len, "first cluster %u is outside the cluster heap (2..%u)", ch->bad, v->cc + 1);
+		if (ch->marked_bad)
+			snprintf(buf, len, "first cluster %u is marked bad", ch->marked_bad);
+		else
+			snprintf(buf, len, "first cluster %u is outside the cluster heap (2..%u)", ch->bad, v->cc + 1);
 		break;
 	case CH_EARLY_END:
 		snprintf(buf, len, "cluster chain ends after %u clusters, shorter than the size", ch->count);
 		break;
 	case CH_BROKEN:
-		snprintf(buf, len, "cluster chain broken after %u clusters: FAT entry of cluster %u is 0x%08x%s",
-			 ch->count, ch->last, ch->bad, ch->bad == EXFAT_FAT_BAD ? " (bad cluster)" : "");
+		if (ch->marked_bad)
+			snprintf(buf, len, "cluster chain reaches cluster %u, marked bad, after %u clusters",
+				 ch->marked_bad, ch->count);
+		else
+			snprintf(buf, len, "cluster chain broken after %u clusters: FAT entry of cluster %u is 0x%08x",
+				 ch->count, ch->last, ch->bad);
 		break;
 	case CH_LOOP:
 		snprintf(buf, len, "cluster chain loops back to cluster %u after %u clusters", ch->bad, ch->count);
@@ -1760,6 +1778,21 @@ out:
 /* Clusters whose bit is set in a but not in b: count, and the first one.
  * Both have room for a whole last 64-bit word; bits past ClusterCount are
  * ignored. */
+/* Of the clusters in mask (bitmap word w: allocated, owned by no file), the
+ * ones the FAT marks bad are not orphans: they stay allocated, claimed as
+ * the bad-cluster list's. Returns mask without them. */
+static uint64_t claim_bad(struct vol *v, uint64_t w, uint64_t mask)
+{
+	for (uint64_t m = mask; m; m &= m - 1) {
+		uint32_t k = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(m));
+		if (fat_get(v, k + EXFAT_FIRST_CLUSTER) == EXFAT_FAT_BAD) {
+			mark_used(v, k);
+			mask &= ~(1ull << (k % 64));
+		}
+	}
+	return mask;
+}
+
 static uint64_t bits_only_in(const struct vol *v, const uint8_t *a, const uint8_t *b, uint32_t *first)
 {
 	uint64_t n = 0, words = ((uint64_t)v->cc + 63) / 64;
@@ -1872,6 +1905,8 @@ static void check_bitmap_streamed(struct vol *v)
 			if (w == words - 1 && v->cc % 64)
 				disk &= (1ull << (v->cc % 64)) - 1;
 			uint64_t orphan = disk & ~in_use, missing = in_use & ~disk;
+			if (orphan)
+				orphan = claim_bad(v, w, orphan);
 			if (orphan) {
 				if (!orphans)
 					first_orphan = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(orphan)) + EXFAT_FIRST_CLUSTER;
@@ -1899,6 +1934,16 @@ static void check_bitmap(struct vol *v)
 	if (!v->disk_bm) {
 		check_bitmap_streamed(v);
 		return;
+	}
+	for (uint64_t w = 0, words = ((uint64_t)v->cc + 63) / 64; w < words; w++) {
+		uint64_t disk, in_use;
+		memcpy(&disk, v->disk_bm + w * 8, 8);
+		memcpy(&in_use, v->used + w * 8, 8);
+		uint64_t orphan = le64toh(disk) & ~le64toh(in_use);
+		if (w == words - 1 && v->cc % 64)
+			orphan &= (1ull << (v->cc % 64)) - 1;
+		if (orphan)
+			claim_bad(v, w, orphan);
 	}
 	orphans = bits_only_in(v, v->disk_bm, v->used, &first_orphan);
 	/* With -s the orphans become files, and the clusters of the new

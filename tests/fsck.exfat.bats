@@ -163,13 +163,16 @@ same() {
 	[ "$(od -An -tx4 -j "$(loc fat 0)" -N4 "$IMG" | tr -d ' ')" = fffffff8 ]
 }
 
-@test "chain-broken: a BAD cluster in a chain truncates the file there, keeping the data before it" {
+@test "chain-broken: a cluster marked bad ends the file before it; the mark stays" {
 	local first; first=$(field /dir/sub/c.bin 2)
+	# FAT[first + 2] = BAD: cluster first + 2 itself is bad.
 	set_fat $((first + 2)) 0xFFFFFFF7
 	detect chain-broken
 	repair
-	[ "$(field /dir/sub/c.bin 3)" -eq 12288 ]
-	same dir/sub/c.bin dir/sub/c.bin 12288 a.txt a.txt
+	[ "$(field /dir/sub/c.bin 3)" -eq 8192 ]
+	same dir/sub/c.bin dir/sub/c.bin 8192 a.txt a.txt
+	[ "$(od -An -tx4 -j "$(loc fat $((first + 2)))" -N4 "$IMG" | tr -d ' ')" = fffffff7 ]
+	[ "$(od -An -tx4 -j "$(loc fat $((first + 1)))" -N4 "$IMG" | tr -d ' ')" = ffffffff ]
 }
 
 @test "chain-broken: an out-of-range cluster number" {
