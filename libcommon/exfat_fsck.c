@@ -1640,9 +1640,37 @@ static bool dir_has_name(struct vol *v, const uint8_t *buf, uint64_t bytes, cons
 
 /* Orphan chains (marked used, owned by nothing) become files
  * /LOST+FOUND/FILEnnnnnnn.CHK: one per chain, in a new directory. */
+/* Clusters neither allocated on disk nor claimed (the full bitmap is read). */
+static uint64_t free_clusters(const struct vol *v)
+{
+	uint64_t n = 0, words = ((uint64_t)v->cc + 63) / 64;
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t disk, in_use;
+		memcpy(&disk, v->disk_bm + w * 8, 8);
+		memcpy(&in_use, v->used + w * 8, 8);
+		uint64_t taken = le64toh(disk) | le64toh(in_use);
+		if (w == words - 1 && v->cc % 64)
+			taken |= ~((1ull << (v->cc % 64)) - 1);
+		n += 64 - (unsigned)__builtin_popcountll(taken);
+	}
+	return n;
+}
+
 static bool rescue_orphans(struct vol *v, uint64_t orphans, uint32_t first_orphan)
 {
 	uint64_t max_files = (EXFAT_MAX_DIR_BYTES / EXFAT_ENTRY_SIZE - 1) / 3;
+	/* Room first: the directory's clusters at most (one file per orphan),
+	 * and one more should the root need to grow. Without it the orphans
+	 * are left as they are (not freed: -s asked to keep them). */
+	uint64_t files_max = orphans < max_files ? orphans : max_files;
+	uint64_t need = (((files_max * 3 + 1) * EXFAT_ENTRY_SIZE + v->csize - 1) >> v->cshift) + 1;
+	if (free_clusters(v) < need) {
+		problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), false, NULL,
+			"%llu clusters marked used belong to no file (first: %u); no room for "
+			"/LOST+FOUND (%llu free clusters needed)", (unsigned long long)orphans, first_orphan,
+			(unsigned long long)need);
+		return true;
+	}
 	if (!problem(v, "bitmap-orphan", "", cluster_pos(v, v->bm_first), true,
 		     "keep them in /LOST+FOUND", "%llu clusters marked used belong to no file (first: %u)",
 		     (unsigned long long)orphans, first_orphan))

@@ -693,6 +693,22 @@ interrupted_repair() {
 	run -0 "$KBOX" fsck.exfat -n "$IMG"
 }
 
+@test "-s on a volume with no room for /LOST+FOUND: the orphans are left, not freed (exit 4)" {
+	# Every cluster marked used: all the free ones become orphans, none is left.
+	local bm entry size
+	read -r bm entry < <(loc bitmap)
+	size=$(od -An -tu8 -j $((entry + 24)) -N8 "$IMG" | tr -d ' ')   # its DataLength
+	head -c "$size" /dev/zero | tr '\0' '\377' | dd of="$IMG" bs=1 seek="$bm" conv=notrunc status=none
+	local before; before=$(sha256sum < "$IMG")
+	run -4 --separate-stderr "$KBOX" fsck.exfat -y -s --json "$IMG"
+	echo "$output" | jq -e '.problems[] | select(.code == "bitmap-orphan") | .repaired == false' >/dev/null
+	assert_equal "$(echo "$stderr" | grep -c 'no room for /LOST+FOUND')" 1
+	[ "$(sha256sum < "$IMG")" = "$before" ]
+	# Without -s they are freed.
+	run -1 "$KBOX" fsck.exfat -y "$IMG"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+}
+
 @test "-r asks on the terminal: n leaves a problem (4), q cancels (32), y repairs (1)" {
 	require_cmd script
 	local off; off=$(field /a.txt 1)
