@@ -285,7 +285,12 @@ static void print_json(const struct run *run, const char *dev, const struct exfa
 	kb_json_kv_uint(&j, "files", r->files);
 	kb_json_kv_uint(&j, "cluster_size", r->cluster_size);
 	kb_json_kv_uint(&j, "cluster_count", r->cluster_count);
-	kb_json_kv_uint(&j, "clusters_used", r->clusters_used);
+	/* Counted by the bitmap check, the last phase: unknown if it never ran. */
+	kb_json_key(&j, "clusters_used");
+	if (r->cancelled || r->fatal)
+		kb_json_null(&j);
+	else
+		kb_json_uint(&j, r->clusters_used);
 	kb_json_kv_bool(&j, "cancelled", r->cancelled);
 	kb_json_kv_string(&j, "error", r->fatal ? r->error : NULL);
 	kb_json_key(&j, "problems");
