@@ -324,15 +324,17 @@ static void print_stats(const struct kb_cgroup_run *r, const char *cg, int statu
 			(unsigned long long)st.max, (unsigned long long)st.high);
 }
 
-/* Set while this run owns directories it must remove on failure or --rm. */
+/* Set while this run owns directories it must remove on failure or --rm:
+ * the first it created, and the cgroup it made them for. */
 static char created[KB_CGROUP_PATH_MAX];
+static const char *cleanup_cg;
 
 static _Noreturn void die_cleanup(const struct kb_cgroup_err *e)
 {
 	kb_warn("%s", e->msg);
 	if (created[0]) {
 		struct kb_cgroup_err e2;
-		if (kb_cgroup_remove(created, &e2))
+		if (kb_cgroup_remove_created(cleanup_cg, created, &e2))
 			kb_warn("%s", e2.msg);
 	}
 	exit(EXIT_OWN);
@@ -384,6 +386,7 @@ static int cgexec_clone3_main(int argc, char **argv)
 
 	if (!kb_cgroup_has_file(cg, "cgroup.procs") && !o.create)
 		kb_die(EXIT_OWN, "cgroup %s does not exist (use -c to create it)", cg);
+	cleanup_cg = cg;
 	if (o.create && kb_cgroup_create(&m, cg, created, sizeof(created), &e))
 		kb_die(EXIT_OWN, "%s", e.msg);
 	if (o.rm && !created[0])
@@ -432,7 +435,7 @@ static int cgexec_clone3_main(int argc, char **argv)
 		print_stats(&r, cg, status, o.json);
 	if (o.rm && created[0]) {
 		unsigned left = 0;
-		if (kb_cgroup_kill_all(cg, &left, &e) || kb_cgroup_remove(created, &e)) {
+		if (kb_cgroup_kill_all(cg, &left, &e) || kb_cgroup_remove_created(cg, created, &e)) {
 			kb_warn("--rm: %s", e.msg);
 			return status ? status : EXIT_OWN;
 		}

@@ -634,6 +634,23 @@ int kb_cgroup_remove(const char *cgroup, struct kb_cgroup_err *e)
 	return walk_post(cgroup, remove_dir, e);
 }
 
+int kb_cgroup_remove_created(const char *cgroup, const char *created, struct kb_cgroup_err *e)
+{
+	if (kb_cgroup_remove(cgroup, e))
+		return -1;
+	/* The parents this run created, up to the first: each only if empty now
+	 * (another run may have made a cgroup of its own beside ours). */
+	size_t cl = strlen(created);
+	char dir[KB_CGROUP_PATH_MAX];
+	copy_str(dir, sizeof(dir), cgroup);
+	for (char *slash; strlen(dir) > cl && (slash = strrchr(dir, '/'));) {
+		*slash = '\0';
+		if (strlen(dir) < cl || rmdir(dir) < 0)
+			break;
+	}
+	return 0;
+}
+
 /* ---- configuring ---------------------------------------------------------- */
 
 /* Core files that act rather than configure: writing one moves or kills

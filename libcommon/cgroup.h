@@ -107,6 +107,11 @@ int kb_cgroup_create_unique(const struct kb_cgroup_mount *m, const char *parent,
 int kb_cgroup_kill_all(const char *cgroup, unsigned *killed, struct kb_cgroup_err *e);
 /* Kills what is left, then removes the cgroup and its descendants. */
 int kb_cgroup_remove(const char *cgroup, struct kb_cgroup_err *e);
+/* For a cgroup made by kb_cgroup_create, which reported `created` (its first
+ * new directory, cgroup itself or an ancestor): removes cgroup as above, then
+ * each created ancestor that is left empty. Processes and cgroups outside
+ * cgroup are never touched. */
+int kb_cgroup_remove_created(const char *cgroup, const char *created, struct kb_cgroup_err *e);
 
 /* ---- configuring ------------------------------------------------------------ */
 

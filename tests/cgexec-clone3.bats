@@ -100,6 +100,25 @@ teardown() {
 	assert_dir_exist "$T/keep"
 }
 
+@test "--rm of one run leaves alone another run's cgroup beside it, even under a parent it created" {
+	# A creates shared/ and shared/a and waits; B then creates shared/b.
+	kb cgexec-clone3 -c --rm -g "$T_REL/shared/a" -- \
+		sh -c 'until [ -e "$1" ]; do sleep 0.02; done' _ "$W/a-may-end" 3>&- &
+	local a=$!
+	for _ in $(seq 200); do [ -d "$T/shared/a" ] && break; sleep 0.02; done
+	# B lets A end, outlives A's clean-up, and must be neither killed nor moved.
+	run kb cgexec-clone3 -c --rm -g "$T_REL/shared/b" -- \
+		sh -c 'touch "$1"; while kill -0 "$2" 2>/dev/null; do sleep 0.02; done; sleep 0.2; echo alive' \
+		_ "$W/a-may-end" "$a"
+	wait "$a"
+	assert_success
+	assert_output "alive"
+	# Each removed its own cgroup; shared/ (A's) was not empty when A ended.
+	assert_not_exist "$T/shared/a"
+	assert_not_exist "$T/shared/b"
+	rmdir "$T/shared"
+}
+
 @test "--rm kills processes left behind, including ones in child cgroups" {
 	run kb cgexec-clone3 -c --rm -g "$T_REL/left" -- sh -c "
 		sleep 1000 >/dev/null 2>&1 & echo \$! >'$W/p1'
