@@ -99,16 +99,21 @@ static void split_property(char *prop, const char **file, char *value, size_t le
 	value[0] = '\0';
 	for (const char *s = eq + 1; *s;) {
 		size_t sp = strspn(s, " \t");
-		size_t tl = strcspn(s + sp, " \t");
-		char token[128];
-		snprintf(token, sizeof(token), "%.*s", (int)tl, s + sp);
-		char *num = strchr(token, '=') ? strchr(token, '=') + 1 : token;
+		const char *token = s + sp;
+		size_t tl = strcspn(token, " \t");
+		/* The part that may be a size: the token, or what follows its '='. */
+		const char *teq = memchr(token, '=', tl);
+		const char *num = teq ? teq + 1 : token;
+		size_t nl = tl - (size_t)(num - token);
+		char size[32];
 		uint64_t bytes;
-		size_t nl = strlen(num);
-		if (nl > 1 && isdigit((unsigned char)num[0]) && isalpha((unsigned char)num[nl - 1]) &&
-		    kb_parse_size(num, &bytes) == 0)
-			snprintf(num, sizeof(token) - (num - token), "%llu", (unsigned long long)bytes);
-		n += snprintf(value + n, n < len ? len - n : 0, "%.*s%s", (int)sp, s, token);
+		if (nl > 1 && nl < sizeof(size) && isdigit((unsigned char)num[0]) &&
+		    isalpha((unsigned char)num[nl - 1]) &&
+		    (snprintf(size, sizeof(size), "%.*s", (int)nl, num), kb_parse_size(size, &bytes) == 0))
+			n += snprintf(value + n, n < len ? len - n : 0, "%.*s%llu", (int)(sp + (size_t)(num - token)),
+				      s, (unsigned long long)bytes);
+		else
+			n += snprintf(value + n, n < len ? len - n : 0, "%.*s", (int)(sp + tl), s);
 		s += sp + tl;
 	}
 	if (n >= len)
@@ -380,7 +385,7 @@ static int cgexec_clone3_main(int argc, char **argv)
 
 	/* Parse every property before touching anything. */
 	const char *files[MAX_ITEMS];
-	char values[MAX_ITEMS][512];
+	char values[MAX_ITEMS][4096];
 	for (int i = 0; i < o.nprops; i++)
 		split_property(o.props[i], &files[i], values[i], sizeof(values[i]));
 

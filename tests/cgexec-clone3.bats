@@ -170,6 +170,11 @@ teardown() {
 	# A size suffix becomes bytes (cgroup.max.descendants takes any number).
 	run kb cgexec-clone3 -g "$T_REL/props" -p cgroup.max.descendants=1K cat "$T/props/cgroup.max.descendants"
 	assert_output 1024
+	# A long token (a cpuset list on a big machine, say) is written whole.
+	run kb cgexec-clone3 -g "$T_REL/props" -p "cgroup.max.depth=$(printf '0%.0s' $(seq 300))7" \
+		cat "$T/props/cgroup.max.depth"
+	assert_success
+	assert_output 7
 }
 
 @test "-p errors name the file and the reason, before anything runs" {
