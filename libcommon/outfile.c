@@ -4,11 +4,49 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* path with every symbolic link on it followed, to the file it names in the
+ * end, which need not exist yet (a dangling link names the file to create).
+ * Malloc'ed; NULL with errno (ELOOP past 40 links). */
+static char *follow_links(const char *path)
+{
+	char *cur = strdup(path);
+	for (int hops = 0; cur; hops++) {
+		struct stat st;
+		if (lstat(cur, &st) < 0 || !S_ISLNK(st.st_mode))
+			return cur;
+		if (hops == 40) {
+			free(cur);
+			errno = ELOOP;
+			return NULL;
+		}
+		char target[PATH_MAX];
+		ssize_t n = readlink(cur, target, sizeof(target) - 1);
+		if (n < 0) {
+			free(cur);
+			return NULL;
+		}
+		target[n] = '\0';
+		char *next = NULL;
+		if (target[0] == '/') {
+			next = strdup(target);
+		} else {
+			char *slash = strrchr(cur, '/');
+			if (asprintf(&next, "%.*s%s", slash ? (int)(slash - cur + 1) : 0, cur, target) < 0)
+				next = NULL;
+		}
+		free(cur);
+		cur = next;
+	}
+	errno = ENOMEM;
+	return NULL;
+}
 
 int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode)
 {
@@ -31,9 +69,10 @@ int kb_outfile_open(struct kb_outfile *f, const char *path, mode_t mode)
 		return f->fd >= 0 ? 0 : -1;
 	}
 	/* Through a symbolic link: replace the file it names, not the link. */
-	char *resolved = realpath(path, NULL);
-	if (resolved)
-		path = resolved;
+	char *resolved = follow_links(path);
+	if (!resolved)
+		return -1;
+	path = resolved;
 	char *copy = strdup(path), *copy2 = strdup(path);
 	if (!copy || !copy2) {
 		free(copy);

@@ -198,6 +198,26 @@ assert_target_free() {
 	[ -L "$WORK/link" ]
 	run "$KBOX_TESTBIN/snap-check" "$WORK/real" "$LAYOUT"
 	assert_success
+	# A dangling link names the file to create: relative (via a link to a
+	# link), and absolute into another directory.
+	mkdir "$WORK/elsewhere"
+	ln -s new.core "$WORK/rel"
+	ln -s rel "$WORK/rel2"
+	ln -s "$WORK/elsewhere/abs.core" "$WORK/abs"
+	local l
+	for l in rel2 abs; do
+		run kb uffd-snapshot -o "$WORK/$l" "$T"
+		assert_success
+		[ -L "$WORK/$l" ]
+	done
+	run "$KBOX_TESTBIN/snap-check" "$WORK/new.core" "$LAYOUT"
+	assert_success
+	run "$KBOX_TESTBIN/snap-check" "$WORK/elsewhere/abs.core" "$LAYOUT"
+	assert_success
+	ln -s loop "$WORK/loop"
+	run kb uffd-snapshot -o "$WORK/loop" "$T"
+	assert_failure
+	assert_output --partial "Too many levels of symbolic links"
 	run kb uffd-snapshot -o "$WORK" "$T"
 	assert_failure
 	assert_output --partial "Is a directory"
