@@ -5,6 +5,7 @@
 #include "json.h"
 #include "kbox.h"
 #include "parse.h"
+#include "procinfo.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -432,7 +433,12 @@ static int cgexec_clone3_main(int argc, char **argv)
 		kb_warn("clone3 cannot start a process inside a cgroup on this kernel; "
 			"the command moved itself into %s before exec (--fallback)", cg);
 	int status = kb_cgroup_wait(&r);
-	if (r.exec_errno == ENOENT)
+	if (r.exec_errno == ENOENT && kb_command_file_exists(o.argv[0])) {
+		/* The file is there: what is missing is its #! interpreter. */
+		kb_warn("%s: cannot execute: bad interpreter (its #! line names a missing program)",
+			o.argv[0]);
+		status = 126;
+	} else if (r.exec_errno == ENOENT)
 		kb_warn("%s: command not found", o.argv[0]);
 	else if (r.exec_errno)
 		kb_warn("%s: cannot execute: %s", o.argv[0], strerror(r.exec_errno));

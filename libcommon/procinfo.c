@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -121,6 +122,11 @@ int kb_tracked_spawn(struct kb_tracked *t, char *const argv[])
 		signal(SIGQUIT, SIG_DFL);
 		execvp(argv[0], argv);
 		int e = errno;
+		if (e == ENOENT && kb_command_file_exists(argv[0])) {
+			kb_warn("%s: cannot execute: bad interpreter (its #! line names a missing program)",
+				argv[0]);
+			_exit(126);
+		}
 		kb_warn_errno("%s", argv[0]);
 		_exit(e == ENOENT ? 127 : 126);
 	}
@@ -171,4 +177,24 @@ int kb_tracked_wait(struct kb_tracked *t)
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	return 128 + WTERMSIG(status);
+}
+
+bool kb_command_file_exists(const char *name)
+{
+	struct stat st;
+	if (strchr(name, '/'))
+		return stat(name, &st) == 0 && S_ISREG(st.st_mode);
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/local/bin:/bin:/usr/bin";
+	for (const char *p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		char full[4096];
+		int n = snprintf(full, sizeof(full), "%.*s%s%s", (int)(end - p), p, end > p ? "/" : "", name);
+		if (n > 0 && (size_t)n < sizeof(full) && stat(full, &st) == 0 && S_ISREG(st.st_mode))
+			return true;
+		if (!*end)
+			return false;
+		p = end;
+	}
 }

@@ -22,6 +22,10 @@ int kb_thread_info(pid_t tid, struct kb_thread_info *ti);
 int kb_proc_comm(pid_t pid, char *buf, size_t len);
 /* The target of /proc/PID/exe (may end in " (deleted)"). */
 int kb_proc_exe(pid_t pid, char *buf, size_t len);
+/* Whether execvp() would find NAME as a file: NAME itself when it holds a
+ * '/', else in a directory of $PATH. Tells "command not found" from a file
+ * whose #! interpreter is missing, when both fail with ENOENT. */
+bool kb_command_file_exists(const char *name);
 /* Microseconds that CLOCK_BOOTTIME is ahead of CLOCK_MONOTONIC (time suspended). */
 uint64_t kb_suspended_usec(void);
 

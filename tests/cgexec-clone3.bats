@@ -284,6 +284,12 @@ teardown() {
 	assert_output "cgexec-clone3: $W/notexec: cannot execute: Permission denied"
 	run kb cgexec-clone3 -g "$T_REL/st" "$W"
 	assert_failure 126
+	# The file exists, its #! interpreter does not: 126, not "not found".
+	printf '#!/nonexistent/interpreter\n' >"$W/noint"
+	chmod 0755 "$W/noint"
+	run kb cgexec-clone3 -g "$T_REL/st" "$W/noint"
+	assert_failure 126
+	assert_output "cgexec-clone3: $W/noint: cannot execute: bad interpreter (its #! line names a missing program)"
 }
 
 @test "signals INT TERM HUP QUIT USR1 USR2 are forwarded to the command" {

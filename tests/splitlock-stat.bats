@@ -460,6 +460,10 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 	echo "$output" | jq -e '.command_pid > 0' >/dev/null
 	run -127 kb splitlock-stat run -- /nonexistent/command
 	assert_output --partial "/nonexistent/command"
+	printf '#!/nonexistent/interpreter\n' >"$BATS_TEST_TMPDIR/noint"
+	chmod 0755 "$BATS_TEST_TMPDIR/noint"
+	run -126 kb splitlock-stat run -- "$BATS_TEST_TMPDIR/noint"
+	assert_output --partial "$BATS_TEST_TMPDIR/noint: cannot execute: bad interpreter"
 	run kb splitlock-stat run -- sh -c 'kill -TERM $$'
 	assert_failure 143
 }
