@@ -39,7 +39,8 @@ static const char usage[] =
 	"  -h, --help            this help;  -V, --version  the version\n"
 	"\n"
 	"Exit status: 0 the core is complete; 1 failure (the process keeps running);\n"
-	"2 usage error; 3 the process exited or does not exist; 4 permission denied.\n";
+	"2 usage error; 3 the process exited or does not exist; 4 permission denied\n"
+	"(or the process is already traced).\n";
 
 static struct kb_outfile *cleanup_file;
 
