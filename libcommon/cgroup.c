@@ -166,6 +166,22 @@ bool kb_cgroup_mount_has_option(struct kb_cgroup_mount *m, const char *option)
 	return false;
 }
 
+/* Whether path, or its nearest existing ancestor, lies on a cgroup v1 mount. */
+static bool in_cgroup_v1(const char *path)
+{
+	char dir[KB_CGROUP_PATH_MAX];
+	copy_str(dir, sizeof(dir), path);
+	for (;;) {
+		struct statfs sf;
+		if (statfs(dir, &sf) == 0)
+			return sf.f_type == CGROUP_SUPER_MAGIC;
+		char *slash = strrchr(dir, '/');
+		if (!slash || slash == dir)
+			return false;
+		*slash = '\0';
+	}
+}
+
 int kb_cgroup_resolve(const struct kb_cgroup_mount *m, const char *name,
 		      char *out, size_t len, struct kb_cgroup_err *e)
 {
@@ -176,6 +192,11 @@ int kb_cgroup_resolve(const struct kb_cgroup_mount *m, const char *name,
 	const char *rel = name;
 	if (!strncmp(name, m->path, ml) && (name[ml] == '/' || name[ml] == '\0'))
 		rel = name + ml;
+	else if (name[0] == '/' && in_cgroup_v1(name))
+		/* Otherwise taken as relative to the root (cgexec's "/job"): a path
+		 * in a v1 hierarchy would silently become a new cgroup2 one. */
+		return fail(e, EINVAL, "%s is in a cgroup v1 hierarchy; cgroup2 is mounted at %s", name,
+			    m->path);
 	int n = snprintf(out, len, "%s", m->path);
 	for (const char *s = rel; *s;) {
 		while (*s == '/')

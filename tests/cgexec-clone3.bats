@@ -395,6 +395,14 @@ teardown() {
 	run kb cgexec-clone3 -g "$T_REL/../x" true
 	assert_failure 125
 	assert_output "cgexec-clone3: $T_REL/../x: '.' and '..' are not allowed in a cgroup path"
+	# A path in a cgroup v1 hierarchy is not taken for a cgroup2 one.
+	local v1; v1=$(findmnt -n -t cgroup -o TARGET | head -1)
+	if [ -n "$v1" ]; then
+		run kb cgexec-clone3 -c --rm -g "$v1/kbox-test" true
+		assert_failure 125
+		assert_output "cgexec-clone3: $v1/kbox-test is in a cgroup v1 hierarchy; cgroup2 is mounted at $CG_ROOT"
+		assert_not_exist "$CG_ROOT${v1}"
+	fi
 	# An empty path (an unset variable, say) is not taken for the root.
 	run kb cgexec-clone3 -g "" true
 	assert_failure 125
