@@ -376,8 +376,11 @@ int kb_helper_resume(struct kb_helper *h)
 {
 	struct msg_hdr req = { .type = MSG_RESUME }, rep;
 	int rc = -1;
-	if (send_msg(h->sock, &req, sizeof(req), -1) == 0 &&
-	    recv_msg(h->sock, &rep, sizeof(rep), NULL, -1) == (ssize_t)sizeof(rep) && rep.type == MSG_RESUMED) {
+	/* A helper that let the target go at the pause limit has sent RESUMED
+	 * and exited already: the request then fails, but the reply is there. */
+	send_msg(h->sock, &req, sizeof(req), -1);
+	errno = 0;
+	if (recv_msg(h->sock, &rep, sizeof(rep), NULL, -1) == (ssize_t)sizeof(rep) && rep.type == MSG_RESUMED) {
 		h->t_resumed = rep.t[3];
 		h->resumed_early = rep.early;
 		rc = 0;

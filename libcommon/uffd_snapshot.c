@@ -968,6 +968,11 @@ static enum kb_snap_error check_target(pid_t pid, char *err, size_t errlen)
 		}
 		return access_error(pid, "inspect", errno, err, errlen);
 	}
+	if (pid == getpid()) {
+		/* Its own helper would stop the process that must answer it. */
+		set_err(err, errlen, "process %d is uffd-snapshot itself", (int)pid);
+		return KB_SNAP_ERR_UNSUPPORTED;
+	}
 	if (kind == KB_PROCESS_ZOMBIE) {
 		set_err(err, errlen, "process %d has exited (a zombie its parent has not reaped)", (int)pid);
 		return KB_SNAP_ERR_GONE;
@@ -1046,8 +1051,9 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 		}
 		kb_stopped_free(&st);
 		stats->inject_ns = h.t_injected - h.t_stopped;
-		if (kb_helper_resume(&h) < 0) {
-			set_err(err, errlen, "the helper process ended unexpectedly");
+		if (kb_helper_resume(&h) < 0 || h.resumed_early) {
+			set_err(err, errlen, h.resumed_early ? "the first stop reached the pause limit (--max-pause)"
+							     : "the helper process ended unexpectedly");
 			rc = KB_SNAP_ERR_OTHER;
 			goto out;
 		}
@@ -1147,8 +1153,8 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	stats->resume_ns = mono_ns() - t_res;
 	if (resume_rc < 0 || h.resumed_early) {
 		set_err(err, errlen,
-			h.resumed_early ? "the target was released after the pause limit; the core would "
-					  "not be consistent"
+			h.resumed_early ? "the target was released at the pause limit (--max-pause); the core "
+					  "would not be consistent"
 					: "the helper process ended unexpectedly");
 		rc = KB_SNAP_ERR_OTHER;
 		goto out;

@@ -283,6 +283,24 @@ assert_target_free() {
 	assert_file_not_exists "$WORK/c"
 }
 
+@test "--max-pause: a pause past the limit fails naming it, the target runs on; itself is refused" {
+	start_target --mib 64 --threads 2
+	# --stopped copies 64 MiB while stopped: far more than 2 ms.
+	run kb uffd-snapshot --stopped --max-pause 2ms -o "$WORK/core" "$T"
+	assert_failure 1
+	assert_output "uffd-snapshot: the target was released at the pause limit (--max-pause); the core would not be consistent"
+	assert_file_not_exists "$WORK/core"
+	assert_target_free
+	run kb uffd-snapshot -o "$WORK/core" "$T"
+	assert_success
+	stop_target
+	# Its own process: its helper would stop the one that must answer it.
+	run sh -c 'exec "$1" uffd-snapshot -o "$2" $$' _ "$KBOX" "$WORK/self"
+	assert_failure 1
+	assert_output --regexp '^uffd-snapshot: process [0-9]+ is uffd-snapshot itself$'
+	assert_file_not_exists "$WORK/self"
+}
+
 @test "a non-root target: clear error with the remedy, --stopped, or the sysctl" {
 	chmod 777 "$WORK"
 	LAYOUT=$WORK/layout.nobody
