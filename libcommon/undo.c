@@ -402,6 +402,8 @@ int kb_undo_rollback(const char *path, int dev_fd, uint64_t dev_size, bool force
 		goto out;
 	}
 	res.interrupted = !info.complete;
+	res.size_differs = info.dev_size != dev_size;
+	res.undo_dev_size = info.dev_size;
 	if ((info.dev_size != dev_size || !info.complete) && !force) {
 		err = ESTALE;
 		goto out;
@@ -434,6 +436,8 @@ int kb_undo_rollback(const char *path, int dev_fd, uint64_t dev_size, bool force
 	}
 	res.changed_since = verified.changed_since;
 	res.interrupted = verified.interrupted;
+	res.size_differs = verified.size_differs;
+	res.undo_dev_size = verified.undo_dev_size;
 	rc = 0;
 out:
 	if (result)

@@ -43,6 +43,8 @@ struct kb_undo_result {
 	uint64_t restored;
 	uint64_t changed_since;
 	bool interrupted;     /* the file is from a run that never closed it */
+	bool size_differs;    /* the device is not the size the file was made for ... */
+	uint64_t undo_dev_size; /* ... which is this */
 	uint64_t cut_bytes;   /* its last record, cut short (its block was never written) */
 };
 

@@ -596,6 +596,12 @@ same() {
 	poke $((off + 2)) 56 78
 	run -8 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" "$IMG"
 	assert_output --partial "force"
+	# A device of another size is named as such.
+	cp --sparse=always "$IMG" "$BATS_TEST_TMPDIR/bigger"
+	truncate -s +1M "$BATS_TEST_TMPDIR/bigger"
+	run -8 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" "$BATS_TEST_TMPDIR/bigger"
+	assert_output --partial "made for a device of $(( $(stat -c %s "$IMG") )) bytes, $BATS_TEST_TMPDIR/bigger has"
+	run -16 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" --json "$IMG"
 	# Even with --force, nothing is written past the end of a smaller device.
 	head -c 1M "$IMG" > "$BATS_TEST_TMPDIR/small"
 	(( $(field /a.txt 1) > 1048576 ))

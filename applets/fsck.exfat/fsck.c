@@ -238,6 +238,10 @@ static int rollback(const char *undo_path, const char *dev, bool force)
 		if (errno == ESTALE && res.interrupted)
 			kb_warn("%s: undo file from an interrupted run (its blocks are all usable); "
 				"--force writes them back", undo_path);
+		else if (errno == ESTALE && res.size_differs)
+			kb_warn("%s: made for a device of %llu bytes, %s has %llu (another device?); "
+				"--force writes it anyway", undo_path, (unsigned long long)res.undo_dev_size, dev,
+				(unsigned long long)size);
 		else if (errno == ESTALE)
 			kb_warn("%s: the device does not hold what the undo file left there "
 				"(changed since, or another device); --force writes it anyway",
@@ -359,7 +363,8 @@ static int fsck_exfat_main(int argc, char **argv)
 		kb_usage_error(optind >= argc ? "missing DEVICE" : "too many arguments");
 	const char *dev = argv[optind];
 	if (rollback_path) {
-		if (run.mode != MODE_DEFAULT || undo_path || opts.rescue || opts.use_backup)
+		if (run.mode != MODE_DEFAULT || undo_path || opts.rescue || opts.use_backup || run.json ||
+		    run.verbose || opts.progress)
 			kb_usage_error("--rollback takes no other option than --force");
 		return rollback(rollback_path, dev, force);
 	}
