@@ -34,6 +34,20 @@ void exfat_tree_free(struct exfat_tree_node *n)
 }
 
 /* Characters the specification forbids in file names. */
+/* Error messages end with the reason: a path too long for the message is
+ * shown by its end. */
+#define PATH_SHOWN 200
+static const char *tail(const char *path)
+{
+	size_t n = strlen(path);
+	return n > PATH_SHOWN ? path + n - PATH_SHOWN : path;
+}
+
+static const char *ellipsis(const char *path)
+{
+	return strlen(path) > PATH_SHOWN ? "..." : "";
+}
+
 static bool name_char_invalid(uint16_t c)
 {
 	return c < 0x20 || c == '"' || c == '*' || c == '/' || c == ':' || c == '<' || c == '>' ||
@@ -46,7 +60,8 @@ static int set_name(struct exfat_tree_node *n, const char *host_name, struct sca
 	size_t len, bad;
 	if (kb_utf8_to_utf16(host_name, strlen(host_name), buf, EXFAT_MAX_NAME_LEN, &len, &bad) < 0) {
 		if (errno == EILSEQ)
-			snprintf(s->err, s->err_len, "%s: name is not valid UTF-8 (byte %zu)", n->path, bad);
+			snprintf(s->err, s->err_len, "%s%s: name is not valid UTF-8 (byte %zu)", ellipsis(n->path),
+				 tail(n->path), bad);
 		else
 			snprintf(s->err, s->err_len, "%s: name is %zu UTF-16 units long, exFAT allows %u",
 				 n->path, len, EXFAT_MAX_NAME_LEN);
@@ -138,7 +153,7 @@ static struct exfat_tree_node *scan_entry(const char *path, const char *host_nam
 	/* The root given on the command line may be a symlink to a directory. */
 	int flags = host_name ? AT_SYMLINK_NOFOLLOW : 0;
 	if (statx(AT_FDCWD, path, flags, STATX_BASIC_STATS | STATX_BTIME, &stx) < 0) {
-		snprintf(s->err, s->err_len, "%s: %s", path, strerror(errno));
+		snprintf(s->err, s->err_len, "%s%s: %s", ellipsis(path), tail(path), strerror(errno));
 		return NULL;
 	}
 	struct exfat_tree_node *n = calloc(1, sizeof(*n));
@@ -160,7 +175,7 @@ static struct exfat_tree_node *scan_entry(const char *path, const char *host_nam
 	/* A file that cannot be read must stop the run now, before the target
 	 * is touched, not half-way through writing it. */
 	if (!n->is_dir && faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) < 0) {
-		snprintf(s->err, s->err_len, "%s: %s", path, strerror(errno));
+		snprintf(s->err, s->err_len, "%s%s: %s", ellipsis(path), tail(path), strerror(errno));
 		exfat_tree_free(n);
 		return NULL;
 	}
@@ -184,7 +199,7 @@ static int scan_dir(struct exfat_tree_node *dir, struct scan *s)
 {
 	DIR *d = opendir(dir->path);
 	if (!d) {
-		snprintf(s->err, s->err_len, "%s: %s", dir->path, strerror(errno));
+		snprintf(s->err, s->err_len, "%s%s: %s", ellipsis(dir->path), tail(dir->path), strerror(errno));
 		return -1;
 	}
 	size_t cap = 0;
@@ -224,7 +239,7 @@ static int scan_dir(struct exfat_tree_node *dir, struct scan *s)
 		errno = 0;
 	}
 	if (rc == 0 && errno) {
-		snprintf(s->err, s->err_len, "%s: %s", dir->path, strerror(errno));
+		snprintf(s->err, s->err_len, "%s%s: %s", ellipsis(dir->path), tail(dir->path), strerror(errno));
 		rc = -1;
 	}
 	closedir(d);
