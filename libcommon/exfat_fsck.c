@@ -61,7 +61,7 @@ struct vol {
 	uint16_t orig_flags;
 	bool boot_writable;            /* main region valid (or restored): writes allowed */
 	bool dirty_set;
-	bool lost_extent;              /* a file's data of unknown extent was left unowned */
+	bool lost_extent;              /* a lost size's data was left unowned: orphans may be it */
 
 	uint32_t *fat;                 /* host-endian copy, cc + 2 entries (NULL: read-only) */
 	uint32_t *fat_win;             /* read-only: FAT_WINDOWS windows of the FAT */
@@ -771,15 +771,11 @@ static int check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path,
 			st->flags &= (uint8_t)~EXFAT_SF_NO_FAT_CHAIN;
 			*changed = true;
 		} else if (first != 0 && cluster_ok(v, first)) {
-			/* Left as it is, the chain stays owned: the bitmap check must not
-			 * free it as an orphan behind the skipped repair. */
-			struct chain ch;
-			if (!contiguous && walk_chain(v, first, false, 0, v->cc, false, &ch) < 0)
-				return -1;
-			/* A contiguous file has no chain to tell where its data ends:
-			 * the orphans may be it, so -p does not free them either. */
-			if (contiguous)
-				v->lost_extent = true;
+			/* Left as it is, its data shows up as orphans: -p must not free
+			 * them behind the skipped repair. (Claiming the chain instead
+			 * could make a later file that now owns those clusters look
+			 * cross-linked, and a contiguous file has no chain to follow.) */
+			v->lost_extent = true;
 		}
 		if (vdl != 0 && problem(v, "valid-length", fp(path), pos, true, "set ValidDataLength to 0",
 					"ValidDataLength %llu of an empty file", (unsigned long long)vdl)) {
