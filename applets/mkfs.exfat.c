@@ -312,9 +312,12 @@ static void open_target(const struct options *o, struct target *t)
 			kb_die(1, "%s is read-only; refusing to format it", o->path);
 		kb_die_errno(1, "%s", o->path);
 	}
-	if (kb_dev_lock(t->fd, true) < 0)
+	if (kb_dev_lock(t->fd, true) < 0) {
+		if (errno != EWOULDBLOCK)
+			kb_die_errno(1, "%s: lock", o->path);
 		kb_die(1, "%s is being checked, repaired or formatted by another program; refusing "
 		       "to format it", o->path);
+	}
 	if (kb_dev_size(t->fd, &t->dev_size) < 0)
 		kb_die_errno(1, "%s: cannot get its size", o->path);
 	t->old_size = t->dev_size;
