@@ -120,13 +120,27 @@ int kb_cgroup_find_mount(struct kb_cgroup_mount *m, struct kb_cgroup_err *e)
 	return 0;
 }
 
+struct options_search {
+	struct kb_cgroup_mount *m;
+	size_t best;               /* length of the longest matching target + 1 */
+};
+
+/* The mount holding m->path (which --root may set below a mount point): the
+ * longest target that is the path or one of its parents; for one target the
+ * last mount, the visible one. */
 static int options_at(struct libmnt_fs *fs, void *arg)
 {
-	struct kb_cgroup_mount *m = arg;
-	const char *target = mnt_fs_get_target(fs);
-	/* The last mount on the point is the visible one: keep going. */
-	if (target && !strcmp(target, m->path))
-		copy_str(m->options, sizeof(m->options), mnt_fs_get_fs_options(fs));
+	struct options_search *os = arg;
+	const char *target = mnt_fs_get_target(fs), *path = os->m->path;
+	if (!target)
+		return 0;
+	size_t tl = strlen(target);
+	bool holds = !strcmp(target, "/") ||
+		     (!strncmp(path, target, tl) && (path[tl] == '\0' || path[tl] == '/'));
+	if (holds && tl + 1 >= os->best) {
+		os->best = tl + 1;
+		copy_str(os->m->options, sizeof(os->m->options), mnt_fs_get_fs_options(fs));
+	}
 	return 0;
 }
 
@@ -149,7 +163,8 @@ const char *kb_cgroup_mount_options(struct kb_cgroup_mount *m)
 {
 	if (!m->options_read) {
 		m->options_read = true;
-		for_each_mount("cgroup2", options_at, m);
+		struct options_search os = { .m = m };
+		for_each_mount("cgroup2", options_at, &os);
 	}
 	return m->options;
 }

@@ -253,6 +253,9 @@ teardown() {
 	run jq -r '.processes' "$W/j"; assert_output 0
 	local opts; opts=$(findmnt -n -o FS-OPTIONS "$CG_ROOT")
 	run jq -r '.options | join(",")' "$W/j"; assert_output "$opts"
+	# --root below the mount point: still that mount's options.
+	run kb cgexec-clone3 --info --json --root "$T"
+	run jq -r '.options | join(",")' <<<"$output"; assert_output "$opts"
 	run jq -r .nsdelegate "$W/j"
 	[[ ,$opts, == *,nsdelegate,* ]] && assert_output true || assert_output false
 	run jq -r '.v1_controllers | join(" ")' "$W/j"
