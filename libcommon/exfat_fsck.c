@@ -1447,8 +1447,11 @@ static int check_boot(struct vol *v)
 	if (!main_ok && !backup_ok) {
 		bool sig = !memcmp(mbs->fs_name, "EXFAT   ", 8) || !memcmp(((struct exfat_boot_sector *)backup)->fs_name, "EXFAT   ", 8);
 		v->r->not_exfat = !sig;
-		fail(v, sig ? "both boot regions are damaged (main: %s; backup: %s)" : "not an exFAT filesystem (%s)",
-		     main_why, backup_why);
+		if (sig)
+			fail(v, "both boot regions are damaged (main: %s; backup: %s)", main_why, backup_why);
+		else
+			/* Whatever else is wrong, the missing name is what says so. */
+			fail(v, "not an exFAT filesystem (no \"EXFAT\" signature in either boot sector)");
 		goto out;
 	}
 	v->ss = ss;

@@ -151,7 +151,7 @@ same() {
 @test "not an exFAT filesystem: operational error 8" {
 	truncate -s 0 "$IMG"; truncate -s 8M "$IMG"
 	run -8 "$KBOX" fsck.exfat -n "$IMG"
-	assert_output --partial "not an exFAT filesystem"
+	assert_output "fsck.exfat: $IMG: not an exFAT filesystem (no \"EXFAT\" signature in either boot sector)"
 }
 
 # ---- FAT -----------------------------------------------------------------
