@@ -828,9 +828,13 @@ static int check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path,
 			len = keep;
 		}
 	} else if (ch.extra) {
-		if (problem(v, "chain-long", fp(path), pos, true, "end the chain at the file size",
-			    "cluster chain continues past the %llu clusters the size needs (FAT entry of %u is 0x%08x)",
-			    (unsigned long long)want, ch.last, fat_get(v, ch.last)))
+		uint32_t next = fat_get(v, ch.last);
+		if (next == EXFAT_FAT_FREE ? problem(v, "chain-long", fp(path), pos, true, "end the chain at the file size",
+						     "no end-of-chain mark after the %llu clusters the size needs "
+						     "(FAT entry of %u is 0, free)", (unsigned long long)want, ch.last)
+					   : problem(v, "chain-long", fp(path), pos, true, "end the chain at the file size",
+						     "cluster chain continues past the %llu clusters the size needs "
+						     "(FAT entry of %u is 0x%08x)", (unsigned long long)want, ch.last, next))
 			fat_set(v, ch.last, EXFAT_FAT_EOC);
 	}
 	vdl = exfat_le64(st->valid_data_length);

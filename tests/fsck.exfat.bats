@@ -214,6 +214,11 @@ same() {
 	detect chain-long
 	repair
 	same a.txt a.txt
+	# A free entry where the end-of-chain mark belongs is named as such.
+	set_fat "$first" 0
+	run -4 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "/a.txt: no end-of-chain mark after the 1 clusters the size needs (FAT entry of $first is 0, free)"
+	repair
 }
 
 @test "first-cluster: a first cluster outside the heap leaves an empty file" {
