@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blockdev.h"
@@ -292,28 +293,59 @@ static int copy_file(struct writer *w, const struct exfat_tree_node *n)
 		snprintf(w->err, w->err_len, "%s: %s", n->path, strerror(errno));
 		return -1;
 	}
-	uint64_t off = cluster_off(w->f, n->first_cluster), left = n->size;
+	uint64_t off = cluster_off(w->f, n->first_cluster), pos = 0;
 	int rc = 0;
-	while (left) {
-		size_t got;
-		uint8_t *p = sw_reserve(&w->sw, off, left > SIZE_MAX ? SIZE_MAX : (size_t)left, &got);
-		if (!p) {
-			snprintf(w->err, w->err_len, "write: %s", strerror(errno));
-			rc = -1;
-			break;
-		}
-		ssize_t r = read(in, p, got);
-		if (r < 0 && errno == EINTR)
+	while (pos < n->size && rc == 0) {
+		/* exFAT has no holes, but a hole of a sparse source need not be
+		 * read: the range is made to read as zeros, which on a sparse
+		 * image (or a device that zeroes cheaply) costs next to nothing. */
+		off_t data = lseek(in, (off_t)pos, SEEK_DATA);
+		uint64_t data_at = data >= 0 ? (uint64_t)data : errno == ENXIO ? n->size : pos;
+		if (data_at > n->size)
+			data_at = n->size;
+		if (data_at > pos) {
+			if (sw_zeros(&w->sw, off, data_at - pos) < 0) {
+				snprintf(w->err, w->err_len, "write: %s", strerror(errno));
+				rc = -1;
+			}
+			off += data_at - pos;
+			pos = data_at;
 			continue;
-		if (r <= 0) {
-			snprintf(w->err, w->err_len, "%s: %s", n->path,
-				 r < 0 ? strerror(errno) : "file shrank while being copied");
+		}
+		off_t hole = lseek(in, (off_t)pos, SEEK_HOLE);
+		uint64_t end = hole > (off_t)pos && (uint64_t)hole < n->size ? (uint64_t)hole : n->size;
+		if (lseek(in, (off_t)pos, SEEK_SET) < 0) {
+			snprintf(w->err, w->err_len, "%s: %s", n->path, strerror(errno));
 			rc = -1;
 			break;
 		}
-		w->sw.len += (size_t)r;
-		off += (uint64_t)r;
-		left -= (uint64_t)r;
+		while (pos < end) {
+			size_t got;
+			uint8_t *p = sw_reserve(&w->sw, off, end - pos > SIZE_MAX ? SIZE_MAX : (size_t)(end - pos), &got);
+			if (!p) {
+				snprintf(w->err, w->err_len, "write: %s", strerror(errno));
+				rc = -1;
+				break;
+			}
+			ssize_t r = read(in, p, got);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				snprintf(w->err, w->err_len, "%s: %s", n->path,
+					 r < 0 ? strerror(errno) : "file shrank while being copied");
+				rc = -1;
+				break;
+			}
+			w->sw.len += (size_t)r;
+			off += (uint64_t)r;
+			pos += (uint64_t)r;
+		}
+	}
+	/* A tail taken for a hole may be a file cut short meanwhile. */
+	struct stat st;
+	if (rc == 0 && fstat(in, &st) == 0 && (uint64_t)st.st_size < n->size) {
+		snprintf(w->err, w->err_len, "%s: file shrank while being copied", n->path);
+		rc = -1;
 	}
 	close(in);
 	/* The last cluster's tail is past ValidDataLength: never read, so not

@@ -210,6 +210,36 @@ part1() {
 	[ "$(wc -l < "$BATS_TEST_TMPDIR/got")" -eq 306 ]
 }
 
+@test "-d: a sparse file's holes read back as zeros, also over old data; a new image stays sparse" {
+	require_root
+	require_cmd mount.exfat-fuse
+	src=$BATS_TEST_TMPDIR/src
+	mkdir -p "$src"
+	truncate -s 48M "$src/sparse"
+	printf 'HEAD' | dd of="$src/sparse" conv=notrunc status=none
+	head -c 100000 /dev/urandom | dd of="$src/sparse" bs=1M seek=20 conv=notrunc status=none
+	printf 'TAIL' | dd of="$src/sparse" bs=1 seek=$(( (48 << 20) - 4 )) conv=notrunc status=none
+	local img
+	for img in new old; do
+		rm -f "$IMG"
+		# "old": an existing image full of 0xff, where a hole must not leave it.
+		[ "$img" = new ] || head -c 64M /dev/zero | tr '\0' '\377' > "$IMG"
+		run kb mkfs.exfat -q -d "$src" "$IMG" 64M
+		assert_success
+		[ "$img" = old ] || [ "$(du -k "$IMG" | cut -f1)" -lt 4096 ]
+		run fsck.exfat -n "$IMG"
+		assert_success
+		LOOP=$(losetup -f --show -r "$IMG")
+		MNT=$BATS_TEST_TMPDIR/mnt
+		mkdir -p "$MNT"
+		mount.exfat-fuse -o ro "$LOOP" "$MNT"
+		cmp "$src/sparse" "$MNT/sparse"
+		umount "$MNT"
+		losetup -d "$LOOP"
+		LOOP=
+	done
+}
+
 @test "-d refuses names exFAT cannot hold, and trees that do not fit; nothing is written" {
 	src=$BATS_TEST_TMPDIR/src
 	mkdir -p "$src"
