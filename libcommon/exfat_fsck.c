@@ -1824,7 +1824,9 @@ static uint64_t claim_bad(struct vol *v, uint64_t w, uint64_t mask)
 	return mask;
 }
 
-static uint64_t bits_only_in(const struct vol *v, const uint8_t *a, const uint8_t *b, uint32_t *first)
+/* Clusters set in a but not in b (the first in *first); with skip_bad, those
+ * the FAT marks bad are claimed instead of counted (a: disk_bm, b: used). */
+static uint64_t bits_only_in(struct vol *v, const uint8_t *a, const uint8_t *b, bool skip_bad, uint32_t *first)
 {
 	uint64_t n = 0, words = ((uint64_t)v->cc + 63) / 64;
 	for (uint64_t w = 0; w < words; w++) {
@@ -1834,6 +1836,8 @@ static uint64_t bits_only_in(const struct vol *v, const uint8_t *a, const uint8_
 		x = le64toh(x) & ~le64toh(y);
 		if (w == words - 1 && v->cc % 64)
 			x &= (1ull << (v->cc % 64)) - 1;
+		if (x && skip_bad)
+			x = claim_bad(v, w, x);
 		if (!x)
 			continue;
 		if (!n)
@@ -1966,24 +1970,14 @@ static void check_bitmap(struct vol *v)
 		check_bitmap_streamed(v);
 		return;
 	}
-	for (uint64_t w = 0, words = ((uint64_t)v->cc + 63) / 64; w < words; w++) {
-		uint64_t disk, in_use;
-		memcpy(&disk, v->disk_bm + w * 8, 8);
-		memcpy(&in_use, v->used + w * 8, 8);
-		uint64_t orphan = le64toh(disk) & ~le64toh(in_use);
-		if (w == words - 1 && v->cc % 64)
-			orphan &= (1ull << (v->cc % 64)) - 1;
-		if (orphan)
-			claim_bad(v, w, orphan);
-	}
-	orphans = bits_only_in(v, v->disk_bm, v->used, &first_orphan);
+	orphans = bits_only_in(v, v->disk_bm, v->used, true, &first_orphan);
 	/* With -s the orphans become files, and the clusters of the new
 	 * directory are marked in disk_bm: the bitmap to be written. */
 	if (orphans && v->o->rescue && rescue_orphans(v, orphans, first_orphan))
 		orphans = 0;
 	if (v->failed)
 		return;
-	free_but_used = bits_only_in(v, v->used, v->disk_bm, &first_fbu);
+	free_but_used = bits_only_in(v, v->used, v->disk_bm, false, &first_fbu);
 	bitmap_problems(v, free_but_used, first_fbu, orphans, first_orphan);
 	v->r->clusters_used += count_used(v);
 	for (uint32_t c = 0; c < v->bm_count; c++)
