@@ -303,7 +303,7 @@ static void open_target(const struct options *o, struct target *t)
 	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
 		kb_die(1, "%s is neither a block device nor a regular file", o->path);
 	check_not_in_use(o, &st);
-	t->fd = kb_dev_open_rw(o->path, &t->st);
+	t->fd = kb_dev_open(o->path, true, &t->st);
 	if (t->fd < 0) {
 		if (errno == EBUSY)
 			kb_die(1, "%s is in use (mounted, or held by another program); refusing to "

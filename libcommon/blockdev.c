@@ -114,11 +114,6 @@ int kb_dev_open(const char *path, bool rw, struct stat *st)
 	return fd;
 }
 
-int kb_dev_open_rw(const char *path, struct stat *st)
-{
-	return kb_dev_open(path, true, st);
-}
-
 int kb_dev_lock(int fd, bool exclusive)
 {
 	struct stat st;

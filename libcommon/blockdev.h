@@ -22,7 +22,6 @@ int kb_dev_sector_size(int fd, unsigned *bytes);
  * or otherwise in use fails with EBUSY. *st gets its fstat. Other file types
  * (directories, FIFOs...) fail with EINVAL. */
 int kb_dev_open(const char *path, bool rw, struct stat *st);
-int kb_dev_open_rw(const char *path, struct stat *st);
 /* An image file has no O_EXCL: two programs writing one would interleave.
  * Takes a BSD lock on a regular file (exclusive for writers, shared for
  * readers), without waiting: -1 with EWOULDBLOCK when another holds a
