@@ -28,8 +28,8 @@ ifneq ($(UNKNOWN),)
 $(error unknown applet(s): $(UNKNOWN); known: $(ALL_APPLETS))
 endif
 APPLET_SRCS := $(foreach a,$(APPLETS),$(wildcard applets/$(a).c applets/$(a)/*.c))
-LIB_SRCS  := $(wildcard libcommon/*.c)
-HEADERS   := $(wildcard libcommon/*.h applets/*.h applets/*/*.h)
+LIB_SRCS  := $(wildcard libcommon/*/*.c)
+HEADERS   := $(wildcard libcommon/*/*.h applets/*.h applets/*/*.h)
 
 BUILD     ?= build
 OUT       ?= kbox

@@ -1,11 +1,11 @@
 /* cgexec-clone3: run a command born inside a cgroup v2 (clone3 with
  * CLONE_INTO_CGROUP), optionally creating the cgroup, setting limits and
  * notes, and reporting what the command used. */
-#include "cgroup.h"
-#include "json.h"
-#include "kbox.h"
-#include "parse.h"
-#include "procinfo.h"
+#include "cgroup/cgroup.h"
+#include "base/json.h"
+#include "base/kbox.h"
+#include "base/parse.h"
+#include "proc/procinfo.h"
 
 #include <ctype.h>
 #include <errno.h>

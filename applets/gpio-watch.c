@@ -1,10 +1,10 @@
 /* gpio-watch: one stream of GPIO line-info changes (requested, released,
  * reconfigured) and, with -e, edge events, for people and scripts. */
-#include "gpio.h"
-#include "json.h"
-#include "kbox.h"
-#include "parse.h"
-#include "shellcmd.h"
+#include "gpio/gpio.h"
+#include "base/json.h"
+#include "base/kbox.h"
+#include "base/parse.h"
+#include "base/shellcmd.h"
 
 #include <errno.h>
 #include <getopt.h>

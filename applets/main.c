@@ -1,6 +1,6 @@
 /* kbox: the multicall dispatcher. Picks the applet from argv[0]'s basename
  * (so hard links and symlinks work) or from `kbox APPLET ARGS...`. */
-#include "kbox.h"
+#include "base/kbox.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -1,15 +1,15 @@
 /* mkfs.exfat: create an exFAT filesystem on a block device or image file,
  * optionally inside a new partition table and populated from a directory. */
-#include "kbox.h"
-#include "blockdev.h"
-#include "exfat.h"
-#include "exfat_format.h"
-#include "exfat_upcase.h"
-#include "fs_signatures.h"
-#include "mounted.h"
-#include "parse.h"
-#include "parttable.h"
-#include "utf.h"
+#include "base/kbox.h"
+#include "blockdev/blockdev.h"
+#include "exfat/exfat.h"
+#include "exfat/exfat_format.h"
+#include "exfat/exfat_upcase.h"
+#include "blockdev/fs_signatures.h"
+#include "blockdev/mounted.h"
+#include "base/parse.h"
+#include "blockdev/parttable.h"
+#include "base/utf.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,14 +1,14 @@
 /* splitlock-stat: who takes split locks and bus locks, and where in their code.
  * The kernel reports each trap in its log; this applet reads those reports,
  * attributes them to thread, process and code location, and aggregates them. */
-#include "elfsym.h"
-#include "json.h"
-#include "kbox.h"
-#include "kmsg.h"
-#include "parse.h"
-#include "procevents.h"
-#include "procinfo.h"
-#include "splitlock.h"
+#include "proc/elfsym.h"
+#include "base/json.h"
+#include "base/kbox.h"
+#include "kmsg/kmsg.h"
+#include "base/parse.h"
+#include "proc/procevents.h"
+#include "proc/procinfo.h"
+#include "kmsg/splitlock.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -1,12 +1,12 @@
 /* uffd-snapshot: a consistent core dump of a running process, which is
  * stopped only while its memory is write-protected. */
-#include "kbox.h"
-#include "json.h"
-#include "outfile.h"
-#include "parse.h"
-#include "procmaps.h"
-#include "uffd_snapshot.h"
-#include "zstd_stream.h"
+#include "base/kbox.h"
+#include "base/json.h"
+#include "base/outfile.h"
+#include "base/parse.h"
+#include "snapshot/procmaps.h"
+#include "snapshot/uffd_snapshot.h"
+#include "base/zstd_stream.h"
 
 #include <errno.h>
 #include <getopt.h>

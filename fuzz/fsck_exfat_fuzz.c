@@ -3,8 +3,8 @@
  * (every repair accepted, through an undo file), then checked again. With
  * FSCK_FUZZ_STRICT set in the environment, a completed repair that leaves
  * anything for the second check to find is a failure too. */
-#include "exfat_fsck.h"
-#include "undo.h"
+#include "exfat/exfat_fsck.h"
+#include "blockdev/undo.h"
 
 #include <stdbool.h>
 #include <stdint.h>

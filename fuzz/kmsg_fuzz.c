@@ -2,8 +2,8 @@
  * splitlock-stat: /dev/kmsg records, `dmesg -r` or plain dmesg lines, or
  * anything else), read record by record, each message classified as
  * splitlock-stat does; also the whole input parsed as one record. */
-#include "kmsg.h"
-#include "splitlock.h"
+#include "kmsg/kmsg.h"
+#include "kmsg/splitlock.h"
 
 #include <stdint.h>
 #include <stdio.h>

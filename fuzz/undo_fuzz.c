@@ -4,7 +4,7 @@
  * The CRCs would stop almost every mutation at the first check, so when byte 40
  * (unused by the format) is odd the harness first makes the header's and each
  * record head's CRC right (the record walk itself is then what is tested). */
-#include "undo.h"
+#include "blockdev/undo.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# libcommon's exFAT on-disk core (libcommon/exfat*.c, utf.c) through
+# libcommon's exFAT on-disk core (libcommon/exfat/, base/utf.c) through
 # build/tests/exfat-core-test.
 load test_helper
 

@@ -1,10 +1,10 @@
 /* fsck.exfat: check and repair an exFAT filesystem, every repair undoable. */
-#include "blockdev.h"
-#include "exfat_fsck.h"
-#include "json.h"
-#include "kbox.h"
-#include "mounted.h"
-#include "undo.h"
+#include "blockdev/blockdev.h"
+#include "exfat/exfat_fsck.h"
+#include "base/json.h"
+#include "base/kbox.h"
+#include "blockdev/mounted.h"
+#include "blockdev/undo.h"
 
 #include <errno.h>
 #include <fcntl.h>

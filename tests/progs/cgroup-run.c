@@ -4,8 +4,8 @@
  * creates a fresh cgroup under PARENT (relative to the cgroup2 root), runs
  * COMMAND there, prints "cgroup PATH", "status N" and "cpu_usage_known 0|1"
  * on stderr, removes the cgroup (killing leftovers) and exits with N. */
-#include "cgroup.h"
-#include "kbox.h"
+#include "cgroup/cgroup.h"
+#include "base/kbox.h"
 
 #include <stdlib.h>
 

@@ -7,10 +7,10 @@
  *   exfat-core-test boot IMAGE             checks the main boot region
  *   exfat-core-test geometry BYTES SECTOR CLUSTER [pack]   layout or the error
  *   exfat-core-test ls IMAGE               walks the tree: one line per entry */
-#include "exfat.h"
-#include "exfat_upcase.h"
-#include "blockdev.h"
-#include "utf.h"
+#include "exfat/exfat.h"
+#include "exfat/exfat_upcase.h"
+#include "blockdev/blockdev.h"
+#include "base/utf.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,9 +9,9 @@
  *                                   (0: the end-of-directory mark)
  *   exfat-locate IMAGE fixsum PATH|OFFSET  recomputes the SetChecksum of PATH's
  *                                   set (or the set at byte OFFSET) in place */
-#include "blockdev.h"
-#include "exfat.h"
-#include "utf.h"
+#include "blockdev/blockdev.h"
+#include "exfat/exfat.h"
+#include "base/utf.h"
 
 #include <fcntl.h>
 #include <inttypes.h>

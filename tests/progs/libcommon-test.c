@@ -1,8 +1,8 @@
 /* Drives libcommon's parsers and JSON writer from the command line so the
  * bats suite can check them:  libcommon-test size|duration|u64|json-string ARG */
-#include "json.h"
-#include "kbox.h"
-#include "parse.h"
+#include "base/json.h"
+#include "base/kbox.h"
+#include "base/parse.h"
 
 #include <errno.h>
 #include <inttypes.h>

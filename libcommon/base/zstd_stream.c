@@ -1,0 +1,80 @@
+/* Streaming zstd compression (see zstd_stream.h). */
+#include "base/zstd_stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <zstd.h>
+
+struct kb_zstd {
+	ZSTD_CCtx *cctx;
+	int (*write)(void *arg, const void *buf, size_t len);
+	void *arg;
+	void *out;
+	size_t out_size;
+};
+
+struct kb_zstd *kb_zstd_open(int level, int workers, int (*write)(void *arg, const void *buf, size_t len),
+			     void *arg)
+{
+	struct kb_zstd *z = calloc(1, sizeof(*z));
+	if (!z)
+		return NULL;
+	z->cctx = ZSTD_createCCtx();
+	z->out_size = ZSTD_CStreamOutSize();
+	z->out = malloc(z->out_size);
+	z->write = write;
+	z->arg = arg;
+	if (!z->cctx || !z->out || ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, level))) {
+		int e = z->cctx && z->out ? EINVAL : ENOMEM;
+		kb_zstd_free(z);
+		errno = e;
+		return NULL;
+	}
+	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1);
+	if (workers > 0 && ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_nbWorkers, workers)))
+		ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_nbWorkers, 0);
+	return z;
+}
+
+static int drive(struct kb_zstd *z, const void *buf, size_t len, ZSTD_EndDirective mode)
+{
+	ZSTD_inBuffer in = { buf, len, 0 };
+	for (;;) {
+		ZSTD_outBuffer o = { z->out, z->out_size, 0 };
+		size_t left = ZSTD_compressStream2(z->cctx, &o, &in, mode);
+		if (ZSTD_isError(left)) {
+			errno = EIO;
+			return -1;
+		}
+		if (o.pos && z->write(z->arg, z->out, o.pos) < 0)
+			return -1;
+		if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
+			return 0;
+	}
+}
+
+int kb_zstd_write(void *arg, const void *buf, size_t len)
+{
+	return drive(arg, buf, len, ZSTD_e_continue);
+}
+
+int kb_zstd_finish(struct kb_zstd *z)
+{
+	int rc = drive(z, NULL, 0, ZSTD_e_end);
+	kb_zstd_free(z);
+	return rc;
+}
+
+void kb_zstd_free(struct kb_zstd *z)
+{
+	if (!z)
+		return;
+	ZSTD_freeCCtx(z->cctx);
+	free(z->out);
+	free(z);
+}
+
+int kb_zstd_max_level(void)
+{
+	return ZSTD_maxCLevel();
+}
