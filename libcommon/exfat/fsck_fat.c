@@ -1,0 +1,352 @@
+/* exFAT checker: the FAT and the allocation bitmap.
+ *
+ * Reads the active FAT (64 KiB at a time on first use when repairs may be
+ * made; through a few small windows for a read-only check), checks its first
+ * two entries, and writes back the pages repairs changed. Reads the allocation
+ * bitmap through its root directory entry (size, chain) and, once the walk
+ * has claimed every cluster in use (fsck_claims.c), compares the two: a
+ * cluster in use but marked free, a cluster marked used that no file owns
+ * (an orphan: freed, or with -s kept in /LOST+FOUND, fsck_lost_found.c). */
+#include "exfat/fsck_internal.h"
+
+#include "exfat/exfat_upcase.h"
+
+#include <endian.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAT_PAGE_ENTRIES 1024u           /* dirty tracking granularity: 4 KiB of FAT */
+#define FAT_CHUNK_ENTRIES 16384u         /* read granularity: 64 KiB of FAT */
+#define FAT_WINDOW_ENTRIES 1024u         /* read-only check: FAT cached 4 KiB at a time */
+#define BM_READ_BYTES (64u << 10)       /* read-only bitmap check: bytes per read */
+
+/* ---- the FAT ------------------------------------------------------------- */
+
+/* The FAT is read on first use, FAT_CHUNK_ENTRIES entries (256 KiB) at a
+ * time, into a zero-filled allocation: an empty volume costs little time or
+ * memory, and a full one is still read in large sequential reads. */
+static uint32_t fat_get_cached(struct vol *v, uint32_t c)
+{
+	uint64_t w = c / FAT_WINDOW_ENTRIES;
+	unsigned slot = (unsigned)(w % FAT_WINDOWS);
+	uint32_t *win = v->fat_win + (size_t)slot * FAT_WINDOW_ENTRIES;
+	if (v->fat_win_no[slot] != w + 1) {
+		uint64_t first = w * FAT_WINDOW_ENTRIES, entries = (uint64_t)v->cc + 2;
+		uint64_t n = entries - first < FAT_WINDOW_ENTRIES ? entries - first : FAT_WINDOW_ENTRIES;
+		v->fat_win_no[slot] = 0;
+		if (fsck_dev_read(v, v->fat_off + first * 4, win, n * 4) < 0)
+			return EXFAT_FAT_EOC;
+		for (uint64_t k = 0; k < n; k++)
+			win[k] = le32toh(win[k]);
+		v->fat_win_no[slot] = w + 1;
+	}
+	return win[c % FAT_WINDOW_ENTRIES];
+}
+
+uint32_t fsck_fat_get(struct vol *v, uint32_t c)
+{
+	if (!v->fat)
+		return fat_get_cached(v, c);
+	uint64_t chunk = c / FAT_CHUNK_ENTRIES;
+	if (!v->fat_loaded[chunk]) {
+		uint64_t first = chunk * FAT_CHUNK_ENTRIES, entries = (uint64_t)v->cc + 2;
+		uint64_t n = entries - first < FAT_CHUNK_ENTRIES ? entries - first : FAT_CHUNK_ENTRIES;
+		v->fat_loaded[chunk] = 1;
+		if (fsck_dev_read(v, v->fat_off + first * 4, v->fat + first, n * 4) < 0)
+			return EXFAT_FAT_EOC;
+		for (uint64_t k = first; k < first + n; k++)
+			v->fat[k] = le32toh(v->fat[k]);
+	}
+	return v->fat[c];
+}
+
+void fsck_fat_set(struct vol *v, uint32_t c, uint32_t value)
+{
+	if (!v->fat)
+		return; /* read-only: no repair is ever written */
+	fsck_fat_get(v, c);
+	v->fat[c] = value;
+	v->fat_dirty[c / FAT_PAGE_ENTRIES] = 1;
+}
+
+int fsck_read_fat(struct vol *v)
+{
+	uint64_t entries = (uint64_t)v->cc + 2;
+	/* A check that cannot write needs no copy of the FAT: a few small
+	 * windows over it, as chains are walked, keep its memory constant. */
+	bool read_only = !v->o->writable && !v->o->rescue;
+	if (read_only) {
+		v->fat_win = malloc((size_t)FAT_WINDOWS * FAT_WINDOW_ENTRIES * 4);
+	} else {
+		v->fat = calloc(entries, 4);
+		v->fat_dirty = calloc(entries / FAT_PAGE_ENTRIES + 1, 1);
+		v->fat_loaded = calloc(entries / FAT_CHUNK_ENTRIES + 1, 1);
+	}
+	v->used = calloc(((uint64_t)v->cc + 7) / 8 + 8, 1);
+	v->used_pages = calloc(((uint64_t)v->cc + 7) / 8 / USED_PAGE_BYTES + 1, 1);
+	v->upcase = malloc(EXFAT_UPCASE_CHARS * sizeof(uint16_t));
+	if ((read_only ? !v->fat_win : !v->fat || !v->fat_dirty || !v->fat_loaded) ||
+	    !v->used || !v->used_pages || !v->upcase) {
+		fsck_fail_op(v, "out of memory (%llu clusters)", (unsigned long long)v->cc);
+		return -1;
+	}
+	uint32_t f0 = fsck_fat_get(v, 0), f1 = fsck_fat_get(v, 1);
+	if (v->failed)
+		return -1;
+	if ((f0 & 0xFFFFFF00u) != 0xFFFFFF00u || f1 != EXFAT_FAT_EOC) {
+		if (fsck_problem(v, "fat-head", "", v->fat_off, true, "set FAT[0] and FAT[1]",
+				 "FAT[0] 0x%08x / FAT[1] 0x%08x, expected 0xfffffff8 / 0xffffffff", f0, f1)) {
+			fsck_fat_set(v, 0, EXFAT_FAT_MEDIA);
+			fsck_fat_set(v, 1, EXFAT_FAT_EOC);
+		}
+	}
+	return 0;
+}
+
+int fsck_write_fat(struct vol *v)
+{
+	uint64_t entries = (uint64_t)v->cc + 2;
+	uint32_t page[FAT_PAGE_ENTRIES];
+	if (!v->fat)
+		return 0;
+	for (uint64_t p = 0; p * FAT_PAGE_ENTRIES < entries; p++) {
+		if (!v->fat_dirty[p])
+			continue;
+		uint64_t first = p * FAT_PAGE_ENTRIES;
+		uint64_t n = entries - first < FAT_PAGE_ENTRIES ? entries - first : FAT_PAGE_ENTRIES;
+		for (uint64_t k = 0; k < n; k++)
+			page[k] = htole32(v->fat[first + k]);
+		if (fsck_dev_write(v, v->fat_off + first * 4, page, n * 4) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- the allocation bitmap ----------------------------------------------- */
+
+/* Root-only entries: allocation bitmap (here) and up-case table (fsck_dir.c). */
+void fsck_load_bitmap(struct dir_ctx *d, uint32_t i)
+{
+	struct vol *v = d->v;
+	struct exfat_bitmap_entry *e = (struct exfat_bitmap_entry *)fsck_entry_at(d, i);
+	uint64_t pos = fsck_entry_pos(d, i);
+	uint64_t need = ((uint64_t)v->cc + 7) / 8;
+	uint64_t len = exfat_le64(e->data_length);
+	if (v->bm_found) {
+		if (fsck_problem(v, "bitmap-duplicate", "/", pos, false, "delete the extra entry",
+				 "second allocation bitmap entry (one FAT)"))
+			fsck_delete_entries(d, i, 1);
+		return;
+	}
+	if (len != need) {
+		if (fsck_problem(v, "bitmap-size", "/", pos, true, "set the size it must have",
+				 "allocation bitmap size %llu, expected %llu for %u clusters",
+				 (unsigned long long)len, (unsigned long long)need, v->cc)) {
+			e->data_length = htole64(need);
+			fsck_touch(d, i, 1);
+		}
+	}
+	struct chain ch;
+	uint64_t want = (need + v->csize - 1) >> v->cshift;
+	if (fsck_walk_chain(v, exfat_le32(e->first_cluster), false, want, 0, true, &ch) < 0)
+		return;
+	if (ch.count < want) {
+		char why[200];
+		fsck_describe_stop(v, &ch, why, sizeof(why));
+		fsck_problem(v, "bitmap-chain", "/", pos, false, NULL, "allocation bitmap: %s", why);
+		fsck_fail(v, "the allocation bitmap is unusable");
+		free(ch.list);
+		return;
+	}
+	if (ch.extra && fsck_problem(v, "chain-long", "/", pos, true, "end the chain at the bitmap size",
+				     "allocation bitmap chain continues past %llu clusters", (unsigned long long)want))
+		fsck_fat_set(v, ch.last, EXFAT_FAT_EOC);
+	v->bm_found = true;
+	v->bm_first = exfat_le32(e->first_cluster);
+	v->bm_bytes = need;
+	v->bm_clusters = ch.list;
+	v->bm_count = ch.count;
+	/* A check that cannot write compares the bitmap piece by piece at the
+	 * end (check_bitmap_streamed) instead of holding all of it. */
+	if (!v->o->writable && !v->o->rescue)
+		return;
+	v->disk_bm = calloc(1, ch.count * v->csize + 8);
+	v->bm_dirty = calloc(ch.count, 1);
+	if (!v->disk_bm || !v->bm_dirty) {
+		fsck_fail_op(v, "out of memory");
+		return;
+	}
+	for (uint32_t k = 0; k < ch.count;) {
+		uint32_t run = 1;
+		while (k + run < ch.count && ch.list[k + run] == ch.list[k] + run && run < 2048)
+			run++;
+		if (fsck_dev_read(v, fsck_cluster_pos(v, ch.list[k]), v->disk_bm + ((uint64_t)k << v->cshift),
+				  (size_t)run << v->cshift) < 0)
+			return;
+		k += run;
+	}
+}
+
+/* Clusters whose bit is set in a but not in b: count, and the first one.
+ * Both have room for a whole last 64-bit word; bits past ClusterCount are
+ * ignored. */
+/* Clusters set in a but not in b (the first in *first); with skip_bad, those
+ * the FAT marks bad are claimed instead of counted (a: disk_bm, b: used). */
+static uint64_t bits_only_in(struct vol *v, const uint8_t *a, const uint8_t *b, bool skip_bad, uint32_t *first)
+{
+	uint64_t n = 0, words = ((uint64_t)v->cc + 63) / 64;
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t x, y;
+		memcpy(&x, a + w * 8, 8);
+		memcpy(&y, b + w * 8, 8);
+		x = le64toh(x) & ~le64toh(y);
+		if (w == words - 1 && v->cc % 64)
+			x &= (1ull << (v->cc % 64)) - 1;
+		if (x && skip_bad)
+			x = fsck_claim_bad(v, w, x);
+		if (!x)
+			continue;
+		if (!n)
+			*first = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(x)) + EXFAT_FIRST_CLUSTER;
+		n += (unsigned)__builtin_popcountll(x);
+	}
+	return n;
+}
+
+/* Sets (or clears) in disk_bm every cluster set (or not set) in used. */
+static void bitmap_take(struct vol *v, bool set)
+{
+	uint64_t bytes = ((uint64_t)v->cc + 7) / 8;
+	for (uint64_t i = 0; i < bytes; i++) {
+		uint8_t keep = i == bytes - 1 && v->cc % 8 ? (uint8_t)~((1u << (v->cc % 8)) - 1) : 0;
+		uint8_t b = set ? v->disk_bm[i] | v->used[i] : v->disk_bm[i] & (v->used[i] | keep);
+		if (b != v->disk_bm[i]) {
+			v->disk_bm[i] = b;
+			v->bm_dirty[i >> v->cshift] = 1;
+		}
+	}
+}
+
+static uint64_t count_used(const struct vol *v)
+{
+	uint64_t n = 0, words = ((uint64_t)v->cc + 63) / 64;
+	for (uint64_t w = 0; w < words; w++) {
+		if (!v->used_pages[w * 8 / USED_PAGE_BYTES]) {
+			w = ((w * 8 / USED_PAGE_BYTES + 1) * USED_PAGE_BYTES) / 8 - 1;
+			continue;
+		}
+		uint64_t x;
+		memcpy(&x, v->used + w * 8, 8);
+		n += (unsigned)__builtin_popcountll(x);
+	}
+	return n;
+}
+
+static void bitmap_problems(struct vol *v, uint64_t free_but_used, uint32_t first_fbu,
+			    uint64_t orphans, uint32_t first_orphan)
+{
+	if (free_but_used &&
+	    fsck_problem(v, "bitmap-free-in-use", "", fsck_cluster_pos(v, v->bm_first), true, "mark them used",
+			 "%llu clusters in use are marked free in the allocation bitmap (first: %u)",
+			 (unsigned long long)free_but_used, first_fbu) && v->disk_bm)
+		bitmap_take(v, true);
+	if (orphans &&
+	    fsck_problem(v, "bitmap-orphan", "", fsck_cluster_pos(v, v->bm_first), !v->lost_extent,
+			 "mark them free (-s keeps them in /LOST+FOUND)",
+			 "%llu clusters marked used belong to no file (first: %u)",
+			 (unsigned long long)orphans, first_orphan) && v->disk_bm)
+		bitmap_take(v, false);
+}
+
+/* The read-only comparison: the on-disk bitmap is read in large runs into
+ * one small buffer and compared word by word with the clusters in use;
+ * pages of used that no cluster touched count as zero without being read. */
+static void check_bitmap_streamed(struct vol *v)
+{
+	uint64_t words = ((uint64_t)v->cc + 63) / 64, w = 0;
+	uint64_t orphans = 0, free_but_used = 0;
+	uint32_t first_fbu = 0, first_orphan = 0;
+	size_t cap = BM_READ_BYTES > v->csize ? BM_READ_BYTES : v->csize;
+	uint8_t *buf = malloc(cap + 8);
+	if (!buf) {
+		fsck_fail_op(v, "out of memory");
+		return;
+	}
+	for (uint32_t k = 0; k < v->bm_count && w < words;) {
+		uint32_t run = 1;
+		while (k + run < v->bm_count && v->bm_clusters[k + run] == v->bm_clusters[k] + run &&
+		       ((uint64_t)(run + 1) << v->cshift) <= cap)
+			run++;
+		uint64_t len = (uint64_t)run << v->cshift, start = (uint64_t)k << v->cshift;
+		if (len > v->bm_bytes - start)
+			len = v->bm_bytes - start;
+		/* A hole in a sparse image: no cluster marked there, nothing to
+		 * read, and only the touched pages of used to look at. */
+		bool hole = fsck_is_hole(v, fsck_cluster_pos(v, v->bm_clusters[k]), len);
+		memset(buf + len, 0, 8 - len % 8);
+		if (!hole && fsck_dev_read(v, fsck_cluster_pos(v, v->bm_clusters[k]), buf, len) < 0)
+			break;
+		uint64_t w0 = w, w_end = w0 + (len + 7) / 8 < words ? w0 + (len + 7) / 8 : words;
+		for (; w < w_end; w++) {
+			uint64_t disk = 0, in_use = 0;
+			bool touched = v->used_pages[w * 8 / USED_PAGE_BYTES];
+			if (hole && !touched) {
+				uint64_t next = (w * 8 / USED_PAGE_BYTES + 1) * USED_PAGE_BYTES / 8;
+				w = (next < w_end ? next : w_end) - 1;
+				continue;
+			}
+			if (!hole) {
+				memcpy(&disk, buf + (w - w0) * 8, 8);
+				disk = le64toh(disk);
+			}
+			if (touched) {
+				memcpy(&in_use, v->used + w * 8, 8);
+				in_use = le64toh(in_use);
+			}
+			if (w == words - 1 && v->cc % 64)
+				disk &= (1ull << (v->cc % 64)) - 1;
+			uint64_t orphan = disk & ~in_use, missing = in_use & ~disk;
+			if (orphan)
+				orphan = fsck_claim_bad(v, w, orphan);
+			if (orphan) {
+				if (!orphans)
+					first_orphan = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(orphan)) + EXFAT_FIRST_CLUSTER;
+				orphans += (unsigned)__builtin_popcountll(orphan);
+			}
+			if (missing) {
+				if (!free_but_used)
+					first_fbu = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(missing)) + EXFAT_FIRST_CLUSTER;
+				free_but_used += (unsigned)__builtin_popcountll(missing);
+			}
+		}
+		k += run;
+	}
+	free(buf);
+	if (v->failed)
+		return;
+	bitmap_problems(v, free_but_used, first_fbu, orphans, first_orphan);
+	v->r->clusters_used += count_used(v);
+}
+
+void fsck_check_bitmap(struct vol *v)
+{
+	uint64_t free_but_used, orphans;
+	uint32_t first_fbu = 0, first_orphan = 0;
+	if (!v->disk_bm) {
+		check_bitmap_streamed(v);
+		return;
+	}
+	orphans = bits_only_in(v, v->disk_bm, v->used, true, &first_orphan);
+	/* With -s the orphans become files, and the clusters of the new
+	 * directory are marked in disk_bm: the bitmap to be written. */
+	if (orphans && v->o->rescue && fsck_rescue_orphans(v, orphans, first_orphan))
+		orphans = 0;
+	if (v->failed)
+		return;
+	free_but_used = bits_only_in(v, v->used, v->disk_bm, false, &first_fbu);
+	bitmap_problems(v, free_but_used, first_fbu, orphans, first_orphan);
+	v->r->clusters_used += count_used(v);
+	for (uint32_t c = 0; c < v->bm_count; c++)
+		if (v->bm_dirty[c])
+			fsck_dev_write(v, fsck_cluster_pos(v, v->bm_clusters[c]), v->disk_bm + ((uint64_t)c << v->cshift), v->csize);
+}

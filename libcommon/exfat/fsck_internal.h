@@ -1,0 +1,245 @@
+/* exFAT checker: what its passes share, private to libcommon/exfat/.
+ *
+ * exfat_fsck.h is the checker's interface; this header is what its files
+ * share with one another: the state of one run (struct vol: the volume's
+ * geometry, the FAT, the clusters claimed so far, the allocation bitmap, the
+ * walk's stack of directories), the problem-and-repair vocabulary every pass
+ * reports through, and each pass's entry points. The passes:
+ *   exfat_fsck.c       the driver: exfat_fsck_run(), problems, device access
+ *   fsck_boot.c        boot region: main and backup boot sectors, checksums
+ *   fsck_fat.c         the FAT, and the allocation bitmap against the chains
+ *   fsck_claims.c      who owns each cluster: chains, loops, cross-links, and
+ *                      which file is cut back when two claim the same cluster
+ *   fsck_dir.c         the directory walk: entry sets, checksums, up-case table
+ *   fsck_names.c       file names: invalid characters, duplicates, paths
+ *   fsck_lost_found.c  -s: orphan chains kept as files in /LOST+FOUND */
+#ifndef KBOX_EXFAT_FSCK_INTERNAL_H
+#define KBOX_EXFAT_FSCK_INTERNAL_H
+
+#include "exfat/exfat.h"
+#include "exfat/exfat_fsck.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PATH_CAP 4096
+#define FAT_WINDOWS 16u                  /* read-only check: FAT windows, direct-mapped */
+#define USED_PAGE_BYTES 4096u            /* used bitmap pages never written read as zero */
+
+struct dir_ctx;   /* one directory being checked (below) */
+struct fpath;     /* a file's path, built when a message needs it (below) */
+
+/* ---- the state of one run ------------------------------------------------ */
+
+struct dir_job {
+	char *path;
+	uint32_t *clusters;
+	uint32_t count;
+	uint32_t depth;
+};
+
+struct vol {
+	int fd;
+	uint64_t dev_size;
+	bool seek_holes;               /* a regular file: holes need not be read */
+	const struct exfat_fsck_opts *o;
+	struct exfat_fsck_result *r;
+	bool quit, failed;
+
+	uint8_t *boot;                 /* the region in use, 12 sectors */
+	struct exfat_boot_sector *bs;  /* its sector 0 */
+	unsigned ss;
+	uint64_t csize;
+	unsigned cshift;               /* log2 of the cluster size */
+	uint32_t cc;                   /* ClusterCount */
+	uint64_t fat_off;              /* bytes, the active FAT */
+	uint64_t heap_off;             /* bytes */
+	uint16_t orig_flags;
+	bool boot_writable;            /* main region valid (or restored): writes allowed */
+	bool dirty_set;
+	bool lost_extent;              /* a lost size's data was left unowned: orphans may be it */
+
+	uint32_t *fat;                 /* host-endian copy, cc + 2 entries (NULL: read-only) */
+	uint32_t *fat_win;             /* read-only: FAT_WINDOWS windows of the FAT */
+	uint64_t fat_win_no[FAT_WINDOWS]; /* window number + 1 held by each slot, 0: none */
+	uint8_t *fat_dirty;            /* one flag per FAT page */
+	uint8_t *fat_loaded;           /* one flag per FAT chunk */
+	uint8_t *used;                 /* clusters claimed by the walk (bit c - 2) */
+	uint8_t *used_pages;           /* per USED_PAGE_BYTES of used: a bit was ever set */
+
+	bool bm_found;
+	uint32_t bm_first;
+	uint64_t bm_bytes;
+	uint8_t *disk_bm;              /* the on-disk bitmap: as read, then as to be written */
+	uint8_t *bm_dirty;             /* per bitmap cluster: changed */
+	uint32_t *bm_clusters;
+	uint32_t bm_count;
+	uint32_t *root_clusters;       /* the root directory's chain */
+	uint32_t root_count;
+
+	uint16_t *upcase;              /* 65536-entry map */
+	bool upcase_found;
+
+	struct dir_job *stack;
+	size_t nstack, capstack;
+};
+
+static inline bool fsck_cluster_ok(const struct vol *v, uint32_t c)
+{
+	return c >= EXFAT_FIRST_CLUSTER && (uint64_t)c < (uint64_t)v->cc + 2;
+}
+
+static inline uint64_t fsck_cluster_pos(const struct vol *v, uint32_t c)
+{
+	return v->heap_off + ((uint64_t)(c - EXFAT_FIRST_CLUSTER) << v->cshift);
+}
+
+/* ---- problems and repairs (exfat_fsck.c) --------------------------------- *
+ * Every pass reports what it finds through fsck_problem(): a stable code
+ * ("set-checksum", "cross-link", "bitmap-orphan", ...), the path and byte
+ * offset of the damaged structure, what is wrong, and the repair (NULL: none
+ * possible). `safe` marks a repair made without asking (-p). It returns true
+ * only when the repair is to be made now: the caller's answer was yes, the
+ * device is writable and the main boot region may be written. The pass then
+ * changes its in-memory copy (directory buffer, FAT, bitmap), written back at
+ * the end of its directory or of the run. */
+
+/* Reports a problem; returns true when it is to be repaired now. */
+bool __attribute__((format(printf, 7, 8)))
+fsck_problem(struct vol *v, const char *code, const char *path, uint64_t offset, bool safe,
+	     const char *repair, const char *fmt, ...);
+/* A note that is not a problem (the volume was dirty, ...). */
+void __attribute__((format(printf, 2, 3))) fsck_note(struct vol *v, const char *fmt, ...);
+/* The run cannot go on: the volume is unusable (result->error says why). */
+void __attribute__((format(printf, 2, 3))) fsck_fail(struct vol *v, const char *fmt, ...);
+/* An I/O error or lack of memory, not damage. */
+#define fsck_fail_op(v, ...) do { fsck_fail(v, __VA_ARGS__); (v)->r->operational = true; } while (0)
+
+/* ---- device access (exfat_fsck.c) ---------------------------------------- */
+
+/* [off, off + len) is known to read as zeros without reading it. */
+bool fsck_is_hole(struct vol *v, uint64_t off, uint64_t len);
+/* Reads [off, off + len); past the end of the device reads as zeros. */
+int fsck_dev_read(struct vol *v, uint64_t off, void *buf, size_t len);
+/* Writes through the undo file, without setting the dirty mark. */
+int fsck_raw_write(struct vol *v, uint64_t off, const void *buf, size_t len);
+int fsck_flush(struct vol *v);
+/* Sets the dirty mark (once), then writes through the undo file. */
+int fsck_dev_write(struct vol *v, uint64_t off, const void *buf, size_t len);
+
+/* ---- boot region (fsck_boot.c) ------------------------------------------- */
+
+/* Picks and checks the boot region; sets the geometry in v. */
+int fsck_check_boot(struct vol *v);
+
+/* ---- FAT and allocation bitmap (fsck_fat.c) ------------------------------ */
+
+int fsck_read_fat(struct vol *v);
+int fsck_write_fat(struct vol *v);
+uint32_t fsck_fat_get(struct vol *v, uint32_t c);
+void fsck_fat_set(struct vol *v, uint32_t c, uint32_t value);
+/* The root directory's allocation bitmap entry (at entry i): its size and
+ * chain; the bitmap is read unless the check is read-only. */
+void fsck_load_bitmap(struct dir_ctx *d, uint32_t i);
+/* After the walk: the on-disk bitmap against the clusters claimed. */
+void fsck_check_bitmap(struct vol *v);
+
+/* ---- cluster ownership (fsck_claims.c) ----------------------------------- *
+ * A chain is followed and its clusters claimed by fsck_walk_chain(); where
+ * and why it stopped is one of these kinds, reported under fsck_stop_code()
+ * as the problem's code and fsck_describe_stop() as its message. */
+
+enum chain_stop { CH_OK, CH_FIRST, CH_EARLY_END, CH_BROKEN, CH_LOOP, CH_CROSS, CH_TOO_LONG };
+
+struct chain {
+	uint32_t count;         /* clusters in the chain */
+	uint32_t last;          /* its last cluster */
+	uint32_t bad;           /* the value that stopped it */
+	uint32_t marked_bad;    /* the cluster marked bad it ran into (claimed, not counted), or 0 */
+	enum chain_stop stop;
+	bool extra;             /* FAT chain continues past the clusters needed */
+	uint32_t *list;         /* with collect: the claimed clusters */
+};
+
+void fsck_mark_used(struct vol *v, uint32_t k);
+void fsck_claim(struct vol *v, uint32_t c);
+/* Follows and claims a chain of `want` clusters (0: up to the end-of-chain
+ * mark, at most `max`). */
+int fsck_walk_chain(struct vol *v, uint32_t first, bool contiguous, uint64_t want, uint64_t max,
+		    bool collect, struct chain *ch);
+const char *fsck_stop_code(enum chain_stop s);
+void fsck_describe_stop(const struct vol *v, const struct chain *ch, char *buf, size_t len);
+/* The chain of the stream entry at si and its sizes: claims its clusters
+ * (a directory's list in *dir_clusters), and where the chain runs into a
+ * cluster another file owns, or loops, or is broken, the repair cuts this
+ * file back to the clusters it had before that one. */
+int fsck_check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path, bool is_dir,
+			   uint32_t **dir_clusters, uint32_t *dir_count, bool *changed);
+/* Of the unowned clusters in mask (bitmap word w), claims those marked bad;
+ * returns the rest. */
+uint64_t fsck_claim_bad(struct vol *v, uint64_t w, uint64_t mask);
+
+/* ---- file names (fsck_names.c) ------------------------------------------- */
+
+/* The up-cased names of one directory, for case-insensitive duplicates:
+ * an open-addressing table over one growing pool of code units. */
+struct name_set {
+	struct name_slot {
+		uint32_t hash;
+		uint16_t len;
+		size_t at;          /* offset in pool */
+	} *slots;
+	size_t cap, used;
+	uint16_t *pool;
+	size_t pool_used, pool_cap;
+};
+
+bool fsck_invalid_char(uint16_t c);
+bool fsck_is_dot_name(const uint16_t *n, unsigned len);
+bool fsck_name_contains(struct name_set *s, const uint16_t *up, unsigned len);
+int fsck_name_add(struct name_set *s, const uint16_t *up, unsigned len);
+void fsck_name_set_free(struct name_set *s);
+/* NAME~N, unique in the directory within `cap` code units; 0: none fits. */
+unsigned fsck_unique_name(struct vol *v, struct name_set *names, uint16_t *name, unsigned len, unsigned cap);
+char *fsck_child_path(const char *parent, const uint16_t *name, unsigned len);
+
+/* A file's path, built only when a message needs it. */
+struct fpath {
+	const char *dir;
+	const uint16_t *name;
+	unsigned len;
+	char *s;
+};
+
+const char *fsck_fp(struct fpath *p);
+
+/* ---- the directory walk (fsck_dir.c) ------------------------------------- */
+
+struct dir_ctx {
+	struct vol *v;
+	const struct dir_job *job;
+	uint8_t *buf;
+	uint32_t nentries;
+	uint8_t *dirty;          /* per cluster */
+	struct name_set names;
+	bool root;
+};
+
+uint8_t *fsck_entry_at(struct dir_ctx *d, uint32_t i);
+/* The byte offset of entry i on the device. */
+uint64_t fsck_entry_pos(struct dir_ctx *d, uint32_t i);
+/* Entries [first, first + count) changed: their clusters are written back. */
+void fsck_touch(struct dir_ctx *d, uint32_t first, uint32_t count);
+void fsck_delete_entries(struct dir_ctx *d, uint32_t first, uint32_t count);
+int fsck_push_dir(struct vol *v, char *path, uint32_t *clusters, uint32_t count, uint32_t depth);
+int fsck_read_dir(struct vol *v, const struct dir_job *job, uint8_t *buf);
+void fsck_check_dir(struct vol *v, struct dir_job *job, bool root);
+
+/* ---- orphans kept in /LOST+FOUND (fsck_lost_found.c) --------------------- */
+
+/* With -s: true when the orphans were dealt with (kept, or reported as
+ * impossible to keep). */
+bool fsck_rescue_orphans(struct vol *v, uint64_t orphans, uint32_t first_orphan);
+
+#endif
