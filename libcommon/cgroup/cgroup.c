@@ -2,6 +2,7 @@
  * diagnosed failures, creation/removal, statistics, and spawning a command
  * directly inside a cgroup with clone3(CLONE_INTO_CGROUP). */
 #include "cgroup/cgroup.h"
+#include "base/clock.h"
 #include "base/readfile.h"
 #include "base/syscalls.h"
 
@@ -21,7 +22,6 @@
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
-#include <time.h>
 #include <unistd.h>
 
 static int fail(struct kb_cgroup_err *e, int err, const char *fmt, ...)
@@ -48,13 +48,6 @@ static int join(char *out, size_t len, const char *dir, const char *name)
 		return -1;
 	}
 	return 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- the mount ------------------------------------------------------------ */
@@ -1019,7 +1012,7 @@ int kb_cgroup_spawn(struct kb_cgroup_run *r, struct kb_cgroup_err *e)
 	}
 
 	int pidfd = -1;
-	r->start_ns = now_ns();
+	r->start_ns = kb_monotonic_ns();
 	pid_t pid = spawn_shared(r, cgfd, &pidfd);
 	if (pid > 0) {
 		r->pid = pid;
@@ -1044,7 +1037,7 @@ int kb_cgroup_spawn(struct kb_cgroup_run *r, struct kb_cgroup_err *e)
 		.exit_signal = SIGCHLD,
 		.cgroup = (uint64_t)cgfd,
 	};
-	r->start_ns = now_ns();
+	r->start_ns = kb_monotonic_ns();
 	pid = kb_clone3(&ca, sizeof(ca));
 	if (pid == 0)
 		child_exec(r, -1, pipefd[1]);
@@ -1152,7 +1145,7 @@ int kb_cgroup_wait(struct kb_cgroup_run *r)
 		if (rc < 0 || si.si_pid)
 			break;
 	}
-	r->wall_ns = now_ns() - r->start_ns;
+	r->wall_ns = kb_monotonic_ns() - r->start_ns;
 	if (si.si_code == CLD_EXITED)
 		status = si.si_status;
 	else if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) {

@@ -1,5 +1,6 @@
 /* ptrace-based stopping and system-call injection (x86-64). */
 #include "snapshot/ptrace_inject.h"
+#include "base/clock.h"
 #include "proc/procinfo.h"
 #include "snapshot/procmaps.h"
 
@@ -34,13 +35,6 @@
 
 #define XSTATE_MAX (64 * 1024)
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* waitpid for one tracee with a deadline; returns the pid, 0 on timeout, -1. */
 static pid_t wait_tid(pid_t tid, int *status, uint64_t deadline_ns)
 {
@@ -49,7 +43,7 @@ static pid_t wait_tid(pid_t tid, int *status, uint64_t deadline_ns)
 		pid_t r = waitpid(tid, status, __WALL | WNOHANG);
 		if (r != 0)
 			return r;
-		if (now_ns() > deadline_ns)
+		if (kb_monotonic_ns() > deadline_ns)
 			return 0;
 		if (++spins < 200) {
 			sched_yield();
@@ -103,7 +97,7 @@ int kb_ptrace_stop_all(pid_t pid, struct kb_stopped *st, unsigned timeout_ms)
 	unsigned char *scratch = malloc(XSTATE_MAX);
 	if (!scratch)
 		return -1;
-	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t deadline = kb_monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
 		pid_t *tids;
 		size_t ntids, added = 0;
@@ -215,7 +209,7 @@ static int run_to_syscall_stop(pid_t tid)
 		if (ptrace(PTRACE_SYSCALL, tid, NULL, NULL) < 0)
 			return -1;
 		int status;
-		pid_t r = wait_tid(tid, &status, now_ns() + 5000000000ull);
+		pid_t r = wait_tid(tid, &status, kb_monotonic_ns() + 5000000000ull);
 		if (r == 0) {
 			errno = ETIMEDOUT;
 			return -1;

@@ -1,5 +1,6 @@
 /* The ptrace helper process of a snapshot (see snapshot_helper.h). */
 #include "snapshot/snapshot_helper.h"
+#include "base/clock.h"
 #include "base/syscalls.h"
 
 #include <errno.h>
@@ -11,7 +12,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 enum msg_type { MSG_THREAD = 1, MSG_STOPPED, MSG_FAILED, MSG_RESUME, MSG_RESUMED, MSG_GO };
@@ -38,13 +38,6 @@ struct msg_thread {
 };
 
 #define MSG_MAX (sizeof(struct msg_thread) + 64 * 1024)
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int send_msg(int sock, const void *buf, size_t len, int fd)
 {
@@ -172,7 +165,7 @@ static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned 
 	if (recv_msg(sock, &go, sizeof(go), NULL, -1) != (ssize_t)sizeof(go) || go.type != MSG_GO)
 		_exit(0);
 	struct msg_hdr ok = { .type = MSG_STOPPED };
-	ok.t[0] = mono_ns();
+	ok.t[0] = kb_monotonic_ns();
 	struct kb_stopped st;
 	if (kb_ptrace_stop_all(pid, &st, 2000) < 0) {
 		fail.err = errno;
@@ -180,7 +173,7 @@ static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned 
 		send_msg(sock, &fail, sizeof(fail), -1);
 		_exit(1);
 	}
-	ok.t[1] = mono_ns();
+	ok.t[1] = kb_monotonic_ns();
 	int myfd = -1;
 	if (make_uffd) {
 		struct kb_thread *th = pick_thread(&st);
@@ -208,7 +201,7 @@ static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned 
 			_exit(1);
 		}
 	}
-	ok.t[2] = mono_ns();
+	ok.t[2] = kb_monotonic_ns();
 	/* Registers etc. of every thread, then the descriptor. */
 	unsigned char *buf = malloc(MSG_MAX);
 	bool sent = buf != NULL;
@@ -241,7 +234,7 @@ static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned 
 			ok.early = 0;
 	}
 	kb_ptrace_detach_all(&st);
-	ok.t[3] = mono_ns();
+	ok.t[3] = kb_monotonic_ns();
 	ok.type = MSG_RESUMED;
 	send_msg(sock, &ok, sizeof(ok), -1);
 	_exit(0);

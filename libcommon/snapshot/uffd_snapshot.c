@@ -12,6 +12,7 @@
  * mapping takes tens of milliseconds, so doing it before the pause keeps the
  * pause short. */
 #include "snapshot/uffd_snapshot.h"
+#include "base/clock.h"
 #include "snapshot/uffd_snapshot_engine.h"
 #include "snapshot/elfcore.h"
 #include "snapshot/procmaps.h"
@@ -28,15 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
-
-uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void set_err(char *err, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -211,7 +204,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 			       char *err, size_t errlen)
 {
 	memset(stats, 0, sizeof(*stats));
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = kb_monotonic_ns();
 	pid_t pid = o->pid;
 	enum kb_snap_error target = check_target(pid, err, errlen);
 	if (target != KB_SNAP_OK)
@@ -290,13 +283,13 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 		}
 		thread_running = true;
 		struct kb_maps running = { 0 };
-		uint64_t t_run = mono_ns();
+		uint64_t t_run = kb_monotonic_ns();
 		if (kb_procmaps_read(pid, &running) == 0) {
 			carry_over(&running, &before);
 			protect_running(&e, &running, o->filter);
 			kb_procmaps_free(&running);
 		}
-		stats->protect_running_ns = mono_ns() - t_run;
+		stats->protect_running_ns = kb_monotonic_ns() - t_run;
 	}
 	/* The pause: the instant the core shows. */
 	int no_uffd;
@@ -307,7 +300,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 		goto out;
 	}
 	helper_running = true;
-	uint64_t t_prot = mono_ns();
+	uint64_t t_prot = kb_monotonic_ns();
 	stats->threads = st.n;
 	if (kb_procmaps_read(pid, &maps) < 0) {
 		set_err(err, errlen, "reading /proc/%d/maps: %s", (int)pid, strerror(errno));
@@ -350,7 +343,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 		rc = errno == ESRCH ? KB_SNAP_ERR_GONE : KB_SNAP_ERR_OTHER;
 		goto out;
 	}
-	uint64_t t_copied = mono_ns();
+	uint64_t t_copied = kb_monotonic_ns();
 	stats->protect_ns = t_copied - t_prot;
 	if (kb_core_build_notes(pid, &st, &maps, &notes) < 0 ||
 	    (stats->core_bytes = kb_core_layout(cs, ncs, &notes, &hdr)) == 0) {
@@ -362,14 +355,14 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	if (!use_uffd) {
 		/* No write-protection: everything is copied while stopped. */
 		rc = write_core(&e, &w, &hdr, stats, true, err, errlen);
-		stats->stopped_copy_ns = mono_ns() - t_copied;
+		stats->stopped_copy_ns = kb_monotonic_ns() - t_copied;
 		if (rc != KB_SNAP_OK)
 			goto out;
 	}
-	uint64_t t_res = mono_ns();
+	uint64_t t_res = kb_monotonic_ns();
 	int resume_rc = kb_helper_resume(&h);
 	helper_running = false;
-	stats->resume_ns = mono_ns() - t_res;
+	stats->resume_ns = kb_monotonic_ns() - t_res;
 	if (resume_rc < 0 || h.resumed_early) {
 		set_err(err, errlen,
 			h.resumed_early ? "the target was released at the pause limit (--max-pause); the core "
@@ -392,9 +385,9 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 		for (size_t i = 0; i < e.nprot; i++)
 			if (!e.prot[i].used)
 				kb_uffd_unregister(e.uffd, e.prot[i].start, e.prot[i].end - e.prot[i].start);
-		uint64_t t_copy = mono_ns();
+		uint64_t t_copy = kb_monotonic_ns();
 		rc = write_core(&e, &w, &hdr, stats, false, err, errlen);
-		stats->copy_ns = mono_ns() - t_copy;
+		stats->copy_ns = kb_monotonic_ns() - t_copy;
 	}
 out:
 	if (helper_running)
@@ -412,7 +405,7 @@ out:
 		close(e.mem_fd);
 	stats->pages_ahead = e.pages_ahead;
 	stats->pages_lost = e.pages_lost;
-	stats->total_ns = mono_ns() - t0;
+	stats->total_ns = kb_monotonic_ns() - t0;
 	kb_stopped_free(&st);
 	kb_buf_free(&notes);
 	kb_buf_free(&hdr);

@@ -1,5 +1,6 @@
 /* --dirty (see uffd_snapshot_engine.h). */
 #include "snapshot/uffd_snapshot_engine.h"
+#include "base/clock.h"
 #include "snapshot/uffd.h"
 
 #include <errno.h>
@@ -119,7 +120,7 @@ enum kb_snap_error kb_dirty_track(pid_t pid, uint64_t interval_ns, unsigned coun
 		goto out;
 	}
 	track_mappings(pid, uffd, &d);
-	uint64_t start = mono_ns();
+	uint64_t start = kb_monotonic_ns();
 	for (unsigned no = 1; (!count || no <= count) && !*stop; no++) {
 		uint64_t deadline = start + interval_ns * no;
 		struct timespec ts = { (time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u) };
@@ -132,7 +133,7 @@ enum kb_snap_error kb_dirty_track(pid_t pid, uint64_t interval_ns, unsigned coun
 			rc = KB_SNAP_ERR_GONE;
 			break;
 		}
-		uint64_t now = mono_ns();
+		uint64_t now = kb_monotonic_ns();
 		qsort(d.t, d.n, sizeof(*d.t), cmp_tracked);
 		free(rep);
 		rep = calloc(d.n ? d.n : 1, sizeof(*rep));

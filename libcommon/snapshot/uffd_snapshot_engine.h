@@ -105,7 +105,6 @@ struct writer {
 };
 
 /* uffd_snapshot.c */
-uint64_t mono_ns(void);
 void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 uint64_t dump_size(const struct kb_mapping *m, unsigned filter);
 enum kb_snap_error helper_error(pid_t pid, int errnum, enum kb_helper_stage stage, char *err,

@@ -1,0 +1,11 @@
+/* Monotonic time (see clock.h). */
+#include "base/clock.h"
+
+#include <time.h>
+
+uint64_t kb_monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
