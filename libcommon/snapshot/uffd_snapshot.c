@@ -31,9 +31,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-void set_err(char *err, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void set_err(char *err, size_t len, const char *fmt, ...)
+void snap_set_err(char *err, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -53,7 +51,7 @@ static bool is_anon_shared(const struct kb_mapping *m)
 }
 
 /* Bytes of mapping m the kernel would dump under filter (vma_dump_size). */
-uint64_t dump_size(const struct kb_mapping *m, unsigned filter)
+uint64_t snap_dump_size(const struct kb_mapping *m, unsigned filter)
 {
 	uint64_t whole = m->end - m->start;
 	if (!m->r || kb_mapping_is_unreadable_special(m))
@@ -119,18 +117,18 @@ static void find_elf_headers(pid_t pid, struct kb_maps *maps)
 static enum kb_snap_error access_error(pid_t pid, const char *verb, int errnum, char *err, size_t errlen)
 {
 	bool refused = errnum == EPERM || errnum == EACCES;
-	set_err(err, errlen, "cannot %s process %d: %s%s", verb, (int)pid, strerror(errnum),
+	snap_set_err(err, errlen, "cannot %s process %d: %s%s", verb, (int)pid, strerror(errnum),
 		refused ? " (same rules as gdb: the same user and kernel.yama.ptrace_scope, "
 			  "or CAP_SYS_PTRACE)" : "");
 	return refused ? KB_SNAP_ERR_ACCESS : KB_SNAP_ERR_OTHER;
 }
 
-enum kb_snap_error helper_error(pid_t pid, int errnum, enum kb_helper_stage stage, char *err,
-				       size_t errlen)
+enum kb_snap_error snap_helper_error(pid_t pid, int errnum, enum kb_helper_stage stage, char *err,
+				     size_t errlen)
 {
 	if (stage == KB_HELPER_STOP) {
 		if (errnum == ESRCH) {
-			set_err(err, errlen, "no such process: %d", (int)pid);
+			snap_set_err(err, errlen, "no such process: %d", (int)pid);
 			return KB_SNAP_ERR_GONE;
 		}
 		char *status;
@@ -141,14 +139,14 @@ enum kb_snap_error helper_error(pid_t pid, int errnum, enum kb_helper_stage stag
 			free(status);
 		}
 		if (tracer > 0) {
-			set_err(err, errlen, "process %d is already traced by process %ld (a debugger?)",
+			snap_set_err(err, errlen, "process %d is already traced by process %ld (a debugger?)",
 				(int)pid, tracer);
 			return KB_SNAP_ERR_ACCESS;
 		}
 		return access_error(pid, "stop", errnum, err, errlen);
 	}
 	if (errnum == EPERM) {
-		set_err(err, errlen,
+		snap_set_err(err, errlen,
 			"process %d may not create a userfaultfd (vm.unprivileged_userfaultfd=0 and it "
 			"lacks CAP_SYS_PTRACE); allow it with 'sysctl vm.unprivileged_userfaultfd=1', "
 			"or use --stopped to copy while it is stopped",
@@ -156,45 +154,45 @@ enum kb_snap_error helper_error(pid_t pid, int errnum, enum kb_helper_stage stag
 		return KB_SNAP_ERR_UFFD_DENIED;
 	}
 	if (errnum == ESRCH) {
-		set_err(err, errlen, "process %d exited while it was stopped", (int)pid);
+		snap_set_err(err, errlen, "process %d exited while it was stopped", (int)pid);
 		return KB_SNAP_ERR_GONE;
 	}
 	if (errnum == ENOSYS) {
-		set_err(err, errlen, "this kernel has no userfaultfd; use --stopped");
+		snap_set_err(err, errlen, "this kernel has no userfaultfd; use --stopped");
 		return KB_SNAP_ERR_UNSUPPORTED;
 	}
-	set_err(err, errlen, "cannot create a userfaultfd in process %d: %s", (int)pid,
+	snap_set_err(err, errlen, "cannot create a userfaultfd in process %d: %s", (int)pid,
 		strerror(errnum));
 	return KB_SNAP_ERR_OTHER;
 }
 
 /* Whether pid can be snapshot at all: it exists, the caller may inspect it,
  * and it is an x86-64 user-space program. */
-enum kb_snap_error check_target(pid_t pid, char *err, size_t errlen)
+enum kb_snap_error snap_check_target(pid_t pid, char *err, size_t errlen)
 {
 	enum kb_process_kind kind;
 	if (kb_process_kind(pid, &kind) < 0) {
 		if (errno == ESRCH) {
-			set_err(err, errlen, "no such process: %d", (int)pid);
+			snap_set_err(err, errlen, "no such process: %d", (int)pid);
 			return KB_SNAP_ERR_GONE;
 		}
 		return access_error(pid, "inspect", errno, err, errlen);
 	}
 	if (pid == getpid()) {
 		/* Its own helper would stop the process that must answer it. */
-		set_err(err, errlen, "process %d is uffd-snapshot itself", (int)pid);
+		snap_set_err(err, errlen, "process %d is uffd-snapshot itself", (int)pid);
 		return KB_SNAP_ERR_UNSUPPORTED;
 	}
 	if (kind == KB_PROCESS_ZOMBIE) {
-		set_err(err, errlen, "process %d has exited (a zombie its parent has not reaped)", (int)pid);
+		snap_set_err(err, errlen, "process %d has exited (a zombie its parent has not reaped)", (int)pid);
 		return KB_SNAP_ERR_GONE;
 	}
 	if (kind == KB_PROCESS_KERNEL_THREAD) {
-		set_err(err, errlen, "process %d is a kernel thread: it has no user memory to snapshot", (int)pid);
+		snap_set_err(err, errlen, "process %d is a kernel thread: it has no user memory to snapshot", (int)pid);
 		return KB_SNAP_ERR_UNSUPPORTED;
 	}
 	if (kind != KB_PROCESS_X86_64) {
-		set_err(err, errlen, "process %d is not an x86-64 program", (int)pid);
+		snap_set_err(err, errlen, "process %d is not an x86-64 program", (int)pid);
 		return KB_SNAP_ERR_UNSUPPORTED;
 	}
 	return KB_SNAP_OK;
@@ -206,18 +204,18 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	memset(stats, 0, sizeof(*stats));
 	uint64_t t0 = kb_monotonic_ns();
 	pid_t pid = o->pid;
-	enum kb_snap_error target = check_target(pid, err, errlen);
+	enum kb_snap_error target = snap_check_target(pid, err, errlen);
 	if (target != KB_SNAP_OK)
 		return target;
 	bool use_uffd = !o->stopped_copy;
 	uint64_t features = 0, wanted = 0;
 	if (use_uffd) {
 		if (kb_uffd_probe_features(&features) < 0) {
-			set_err(err, errlen, "userfaultfd is not available: %s; use --stopped", strerror(errno));
+			snap_set_err(err, errlen, "userfaultfd is not available: %s; use --stopped", strerror(errno));
 			return KB_SNAP_ERR_UNSUPPORTED;
 		}
 		if (!(features & KB_UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
-			set_err(err, errlen, "this kernel has no userfaultfd write-protection (5.7+); use --stopped");
+			snap_set_err(err, errlen, "this kernel has no userfaultfd write-protection (5.7+); use --stopped");
 			return KB_SNAP_ERR_UNSUPPORTED;
 		}
 		wanted = features & (KB_UFFD_FEATURE_PAGEFAULT_FLAG_WP | KB_UFFD_FEATURE_WP_UNPOPULATED |
@@ -227,7 +225,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	/* Details that need no stop: smaps and ELF headers. */
 	struct kb_maps before = { 0 }, maps = { 0 };
 	if (kb_procmaps_read(pid, &before) < 0) {
-		set_err(err, errlen, "reading /proc/%d/maps: %s", (int)pid, strerror(errno));
+		snap_set_err(err, errlen, "reading /proc/%d/maps: %s", (int)pid, strerror(errno));
 		return errno == ENOENT || errno == ESRCH ? KB_SNAP_ERR_GONE : KB_SNAP_ERR_ACCESS;
 	}
 	kb_procmaps_add_smaps(pid, &before);
@@ -250,7 +248,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	 * second thread or the userfaultfd: it inherits neither. */
 	struct kb_helper pause_helper;
 	if (kb_helper_spawn(pid, false, max_pause_ms, &pause_helper) < 0) {
-		set_err(err, errlen, "cannot start a helper process: %s", strerror(errno));
+		snap_set_err(err, errlen, "cannot start a helper process: %s", strerror(errno));
 		rc = KB_SNAP_ERR_OTHER;
 		goto out;
 	}
@@ -258,26 +256,26 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	if (use_uffd) {
 		/* First stop: only to create the userfaultfd inside the target. */
 		if (kb_helper_start(pid, true, max_pause_ms, &h, &st, &e.uffd, &stage) < 0) {
-			rc = helper_error(pid, errno, stage, err, errlen);
+			rc = snap_helper_error(pid, errno, stage, err, errlen);
 			goto out;
 		}
 		kb_stopped_free(&st);
 		stats->inject_ns = h.t_injected - h.t_stopped;
 		if (kb_helper_resume(&h) < 0 || h.resumed_early) {
-			set_err(err, errlen, h.resumed_early ? "the first stop reached the pause limit (--max-pause)"
-							     : "the helper process ended unexpectedly");
+			snap_set_err(err, errlen, h.resumed_early ? "the first stop reached the pause limit (--max-pause)"
+								  : "the helper process ended unexpectedly");
 			rc = KB_SNAP_ERR_OTHER;
 			goto out;
 		}
 		stats->first_pause_ns = h.t_resumed - h.t_interrupt;
 		if (kb_uffd_api(e.uffd, wanted, KB_UFFD_FEATURE_PAGEFAULT_FLAG_WP, NULL) < 0) {
-			set_err(err, errlen, "UFFDIO_API: %s", strerror(errno));
+			snap_set_err(err, errlen, "UFFDIO_API: %s", strerror(errno));
 			rc = KB_SNAP_ERR_UNSUPPORTED;
 			goto out;
 		}
 		e.pre = true;
-		if (pthread_create(&thr, NULL, fault_thread, &e) != 0) {
-			set_err(err, errlen, "cannot start a thread");
+		if (pthread_create(&thr, NULL, snap_fault_thread, &e) != 0) {
+			snap_set_err(err, errlen, "cannot start a thread");
 			rc = KB_SNAP_ERR_OTHER;
 			goto out;
 		}
@@ -286,7 +284,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 		uint64_t t_run = kb_monotonic_ns();
 		if (kb_procmaps_read(pid, &running) == 0) {
 			carry_over(&running, &before);
-			protect_running(&e, &running, o->filter);
+			snap_protect_running(&e, &running, o->filter);
 			kb_procmaps_free(&running);
 		}
 		stats->protect_running_ns = kb_monotonic_ns() - t_run;
@@ -296,14 +294,14 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	h = pause_helper;
 	helper2_spawned = false;
 	if (kb_helper_begin(&h, pid, &st, &no_uffd, &stage) < 0) {
-		rc = helper_error(pid, errno, stage, err, errlen);
+		rc = snap_helper_error(pid, errno, stage, err, errlen);
 		goto out;
 	}
 	helper_running = true;
 	uint64_t t_prot = kb_monotonic_ns();
 	stats->threads = st.n;
 	if (kb_procmaps_read(pid, &maps) < 0) {
-		set_err(err, errlen, "reading /proc/%d/maps: %s", (int)pid, strerror(errno));
+		snap_set_err(err, errlen, "reading /proc/%d/maps: %s", (int)pid, strerror(errno));
 		rc = KB_SNAP_ERR_GONE;
 		goto out;
 	}
@@ -319,7 +317,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	e.segs = calloc(maps.n ? maps.n : 1, sizeof(*e.segs));
 	cs = calloc(maps.n ? maps.n : 1, sizeof(*cs));
 	if (!e.segs || !cs) {
-		set_err(err, errlen, "out of memory");
+		snap_set_err(err, errlen, "out of memory");
 		rc = KB_SNAP_ERR_OTHER;
 		goto out;
 	}
@@ -330,7 +328,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 			continue;   /* above the user address space; gdb knows it */
 		struct seg *s = &e.segs[e.nsegs++];
 		s->m = m;
-		s->dump_len = dump_size(m, o->filter);
+		s->dump_len = snap_dump_size(m, o->filter);
 		cs[ncs++] = (struct kb_core_segment){ .vaddr = m->start, .memsz = m->end - m->start,
 						      .filesz = s->dump_len,
 						      .flags = (m->r ? PF_R : 0) | (m->w ? PF_W : 0) |
@@ -338,8 +336,8 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 		stats->mappings_dumped += s->dump_len > 0;
 	}
 	stats->mappings = e.nsegs;
-	if (protect_all(&e, use_uffd, stats) < 0) {
-		set_err(err, errlen, "process %d: %s", (int)pid, errno == ESRCH ? "exited" : strerror(errno));
+	if (snap_protect_all(&e, use_uffd, stats) < 0) {
+		snap_set_err(err, errlen, "process %d: %s", (int)pid, errno == ESRCH ? "exited" : strerror(errno));
 		rc = errno == ESRCH ? KB_SNAP_ERR_GONE : KB_SNAP_ERR_OTHER;
 		goto out;
 	}
@@ -347,14 +345,14 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	stats->protect_ns = t_copied - t_prot;
 	if (kb_core_build_notes(pid, &st, &maps, &notes) < 0 ||
 	    (stats->core_bytes = kb_core_layout(cs, ncs, &notes, &hdr)) == 0) {
-		set_err(err, errlen, "building the core headers: %s", strerror(errno));
+		snap_set_err(err, errlen, "building the core headers: %s", strerror(errno));
 		rc = KB_SNAP_ERR_OTHER;
 		goto out;
 	}
 	w.total = stats->core_bytes;
 	if (!use_uffd) {
 		/* No write-protection: everything is copied while stopped. */
-		rc = write_core(&e, &w, &hdr, stats, true, err, errlen);
+		rc = snap_write_core(&e, &w, &hdr, stats, true, err, errlen);
 		stats->stopped_copy_ns = kb_monotonic_ns() - t_copied;
 		if (rc != KB_SNAP_OK)
 			goto out;
@@ -364,7 +362,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 	helper_running = false;
 	stats->resume_ns = kb_monotonic_ns() - t_res;
 	if (resume_rc < 0 || h.resumed_early) {
-		set_err(err, errlen,
+		snap_set_err(err, errlen,
 			h.resumed_early ? "the target was released at the pause limit (--max-pause); the core "
 					  "would not be consistent"
 					: "the helper process ended unexpectedly");
@@ -386,7 +384,7 @@ enum kb_snap_error kb_snapshot(const struct kb_snap_opts *o, struct kb_snap_stat
 			if (!e.prot[i].used)
 				kb_uffd_unregister(e.uffd, e.prot[i].start, e.prot[i].end - e.prot[i].start);
 		uint64_t t_copy = kb_monotonic_ns();
-		rc = write_core(&e, &w, &hdr, stats, false, err, errlen);
+		rc = snap_write_core(&e, &w, &hdr, stats, false, err, errlen);
 		stats->copy_ns = kb_monotonic_ns() - t_copy;
 	}
 out:
@@ -410,7 +408,7 @@ out:
 	kb_buf_free(&notes);
 	kb_buf_free(&hdr);
 	free(cs);
-	free_engine(&e);
+	snap_free_engine(&e);
 	kb_procmaps_free(&maps);
 	kb_procmaps_free(&before);
 	return rc;

@@ -59,7 +59,7 @@ static int copy_protected(struct engine *e, struct seg *s, struct writer *w, uns
 			pthread_mutex_unlock(&e->lock);
 			int r = out(w, data + (a & (CHUNK - 1)), len);
 			pthread_mutex_lock(&e->lock);
-			chunk_put(e, data);
+			snap_chunk_put(e, data);
 			pthread_mutex_unlock(&e->lock);
 			if (r < 0)
 				return -2;
@@ -68,14 +68,14 @@ static int copy_protected(struct engine *e, struct seg *s, struct writer *w, uns
 		}
 		pthread_mutex_unlock(&e->lock);
 		/* Read what was not copied ahead (all of it, most of the time). */
-		if (read_original(e, a, buf, len, &bad) < 0)
+		if (snap_read_original(e, a, buf, len, &bad) < 0)
 			return -1;
 		pthread_mutex_lock(&e->lock);
 		c = s->saved ? &s->saved[chunk_index(s->m, a)] : NULL;
 		for (uint64_t p = a; p < next; p += PAGE) {
 			if (c && have_page(c, p)) {
 				memcpy(buf + (p - a), c->data + (p & (CHUNK - 1)), PAGE);
-			} else if (is_lost(e, p)) {
+			} else if (snap_is_lost(e, p)) {
 				memset(buf + (p - a), 0, PAGE);
 				e->pages_lost++;
 			} else {
@@ -83,12 +83,12 @@ static int copy_protected(struct engine *e, struct seg *s, struct writer *w, uns
 			}
 		}
 		if (c) {
-			chunk_put(e, c->data);
+			snap_chunk_put(e, c->data);
 			memset(c, 0, sizeof(*c));
 		}
 		s->done_upto = next;
-		bool moved = overlaps(e->remaps, e->nremaps, a, next);
-		uint64_t cur = to_current(e, a);
+		bool moved = snap_overlaps(e->remaps, e->nremaps, a, next);
+		uint64_t cur = snap_to_current(e, a);
 		pthread_mutex_unlock(&e->lock);
 		e->pages_lost += bad;
 		if (!moved) {
@@ -96,7 +96,7 @@ static int copy_protected(struct engine *e, struct seg *s, struct writer *w, uns
 		} else {
 			for (uint64_t p = a; p < next; p += PAGE) {
 				pthread_mutex_lock(&e->lock);
-				cur = to_current(e, p);
+				cur = snap_to_current(e, p);
 				pthread_mutex_unlock(&e->lock);
 				release(e, cur, PAGE);
 			}
@@ -116,7 +116,7 @@ static int copy_plain(struct engine *e, struct seg *s, struct writer *w, unsigne
 		if (len > CHUNK)
 			len = CHUNK;
 		uint64_t bad = 0;
-		if (read_original(e, a, buf, len, &bad) < 0)
+		if (snap_read_original(e, a, buf, len, &bad) < 0)
 			return -1;
 		e->pages_lost += bad;
 		if (stopped)
@@ -139,12 +139,12 @@ static bool same_program(const struct engine *e)
 }
 
 /* Writes the whole core: headers and notes, then every dumped mapping. */
-int write_core(struct engine *e, struct writer *w, const struct kb_buf *hdr,
-		      struct kb_snap_stats *stats, bool all_stopped, char *err, size_t errlen)
+int snap_write_core(struct engine *e, struct writer *w, const struct kb_buf *hdr,
+		    struct kb_snap_stats *stats, bool all_stopped, char *err, size_t errlen)
 {
 	unsigned char *buf = aligned_alloc(PAGE, CHUNK);
 	if (!buf) {
-		set_err(err, errlen, "out of memory");
+		snap_set_err(err, errlen, "out of memory");
 		return KB_SNAP_ERR_OTHER;
 	}
 	int rc = 0;
@@ -175,18 +175,18 @@ int write_core(struct engine *e, struct writer *w, const struct kb_buf *hdr,
 		if (process_vm_readv(e->pid, &l, 1, &r, 1, 0) < 0 && errno == ESRCH) {
 			rc = -1;
 		} else {
-			set_err(err, errlen, "process %d started another program (execve) during the "
+			snap_set_err(err, errlen, "process %d started another program (execve) during the "
 				"copy; the core is incomplete", (int)e->pid);
 			return KB_SNAP_ERR_GONE;
 		}
 	}
 	if (rc == -1) {
 		e->gone = true;
-		set_err(err, errlen, "process %d exited during the copy; the core is incomplete", (int)e->pid);
+		snap_set_err(err, errlen, "process %d exited during the copy; the core is incomplete", (int)e->pid);
 		return KB_SNAP_ERR_GONE;
 	}
 	if (rc == -2) {
-		set_err(err, errlen, "writing the core: %s", strerror(errno));
+		snap_set_err(err, errlen, "writing the core: %s", strerror(errno));
 		return KB_SNAP_ERR_OUTPUT;
 	}
 	return KB_SNAP_OK;

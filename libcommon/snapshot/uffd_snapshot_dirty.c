@@ -82,19 +82,19 @@ enum kb_snap_error kb_dirty_track(pid_t pid, uint64_t interval_ns, unsigned coun
 {
 	uint64_t features = 0;
 	if (kb_uffd_probe_features(&features) < 0 || !(features & KB_UFFD_FEATURE_WP_ASYNC)) {
-		set_err(err, errlen,
+		snap_set_err(err, errlen,
 			"--dirty is not available on this kernel: it needs userfaultfd WP_ASYNC and "
 			"PAGEMAP_SCAN (Linux 6.7+)");
 		return KB_SNAP_ERR_UNSUPPORTED;
 	}
-	enum kb_snap_error target = check_target(pid, err, errlen);
+	enum kb_snap_error target = snap_check_target(pid, err, errlen);
 	if (target != KB_SNAP_OK)
 		return target;
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
 	int pm = open(path, O_RDONLY | O_CLOEXEC);
 	if (pm < 0) {
-		set_err(err, errlen, "opening %s: %s", path, strerror(errno));
+		snap_set_err(err, errlen, "opening %s: %s", path, strerror(errno));
 		return errno == ENOENT ? KB_SNAP_ERR_GONE : KB_SNAP_ERR_ACCESS;
 	}
 	struct kb_helper h;
@@ -102,7 +102,7 @@ enum kb_snap_error kb_dirty_track(pid_t pid, uint64_t interval_ns, unsigned coun
 	enum kb_helper_stage stage;
 	int uffd = -1;
 	if (kb_helper_start(pid, true, 10000, &h, &st, &uffd, &stage) < 0) {
-		enum kb_snap_error e = helper_error(pid, errno, stage, err, errlen);
+		enum kb_snap_error e = snap_helper_error(pid, errno, stage, err, errlen);
 		close(pm);
 		return e;
 	}
@@ -115,7 +115,7 @@ enum kb_snap_error kb_dirty_track(pid_t pid, uint64_t interval_ns, unsigned coun
 	uint64_t wanted = KB_UFFD_FEATURE_PAGEFAULT_FLAG_WP | KB_UFFD_FEATURE_WP_ASYNC |
 			  (features & KB_UFFD_FEATURE_WP_UNPOPULATED);
 	if (kb_uffd_api(uffd, wanted, KB_UFFD_FEATURE_PAGEFAULT_FLAG_WP | KB_UFFD_FEATURE_WP_ASYNC, NULL) < 0) {
-		set_err(err, errlen, "UFFDIO_API with WP_ASYNC: %s", strerror(errno));
+		snap_set_err(err, errlen, "UFFDIO_API with WP_ASYNC: %s", strerror(errno));
 		rc = KB_SNAP_ERR_UNSUPPORTED;
 		goto out;
 	}
@@ -129,7 +129,7 @@ enum kb_snap_error kb_dirty_track(pid_t pid, uint64_t interval_ns, unsigned coun
 		if (*stop)
 			break;
 		if (kill(pid, 0) < 0 && errno == ESRCH) {
-			set_err(err, errlen, "process %d exited", (int)pid);
+			snap_set_err(err, errlen, "process %d exited", (int)pid);
 			rc = KB_SNAP_ERR_GONE;
 			break;
 		}
@@ -138,7 +138,7 @@ enum kb_snap_error kb_dirty_track(pid_t pid, uint64_t interval_ns, unsigned coun
 		free(rep);
 		rep = calloc(d.n ? d.n : 1, sizeof(*rep));
 		if (!rep) {
-			set_err(err, errlen, "out of memory");
+			snap_set_err(err, errlen, "out of memory");
 			rc = KB_SNAP_ERR_OTHER;
 			break;
 		}
@@ -147,7 +147,7 @@ enum kb_snap_error kb_dirty_track(pid_t pid, uint64_t interval_ns, unsigned coun
 		for (size_t i = 0; i < d.n; i++) {
 			int64_t pages = kb_pagemap_scan_written(pm, d.t[i].start, d.t[i].end, NULL, NULL);
 			if (pages < 0 && errno == ENOTTY) {
-				set_err(err, errlen, "--dirty is not available on this kernel: no PAGEMAP_SCAN (Linux 6.7+)");
+				snap_set_err(err, errlen, "--dirty is not available on this kernel: no PAGEMAP_SCAN (Linux 6.7+)");
 				rc = KB_SNAP_ERR_UNSUPPORTED;
 				goto out;
 			}

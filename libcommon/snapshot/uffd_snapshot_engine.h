@@ -105,34 +105,34 @@ struct writer {
 };
 
 /* uffd_snapshot.c */
-void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-uint64_t dump_size(const struct kb_mapping *m, unsigned filter);
-enum kb_snap_error helper_error(pid_t pid, int errnum, enum kb_helper_stage stage, char *err,
-				size_t errlen);
-enum kb_snap_error check_target(pid_t pid, char *err, size_t errlen);
+void snap_set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+uint64_t snap_dump_size(const struct kb_mapping *m, unsigned filter);
+enum kb_snap_error snap_helper_error(pid_t pid, int errnum, enum kb_helper_stage stage, char *err,
+				     size_t errlen);
+enum kb_snap_error snap_check_target(pid_t pid, char *err, size_t errlen);
 
 /* uffd_snapshot_memory.c */
-uint64_t to_current(const struct engine *e, uint64_t a);
-uint64_t to_original(const struct engine *e, uint64_t a);
-bool overlaps(const struct range *v, size_t n, uint64_t start, uint64_t end);
-bool is_lost(const struct engine *e, uint64_t a);
-int read_mem(pid_t pid, uint64_t addr, unsigned char *buf, uint64_t len, uint64_t *bad);
-int read_original(struct engine *e, uint64_t addr, unsigned char *buf, uint64_t len,
-		  uint64_t *bad);
-struct seg *find_seg(struct engine *e, uint64_t a);
-unsigned char *chunk_get(struct engine *e);
-void chunk_put(struct engine *e, unsigned char *p);
-void free_engine(struct engine *e);
+uint64_t snap_to_current(const struct engine *e, uint64_t a);
+uint64_t snap_to_original(const struct engine *e, uint64_t a);
+bool snap_overlaps(const struct range *v, size_t n, uint64_t start, uint64_t end);
+bool snap_is_lost(const struct engine *e, uint64_t a);
+int snap_read_mem(pid_t pid, uint64_t addr, unsigned char *buf, uint64_t len, uint64_t *bad);
+int snap_read_original(struct engine *e, uint64_t addr, unsigned char *buf, uint64_t len,
+		       uint64_t *bad);
+struct seg *snap_find_seg(struct engine *e, uint64_t a);
+unsigned char *snap_chunk_get(struct engine *e);
+void snap_chunk_put(struct engine *e, unsigned char *p);
+void snap_free_engine(struct engine *e);
 
 /* uffd_snapshot_protect.c */
-void protect_running(struct engine *e, const struct kb_maps *maps, unsigned filter);
-int protect_all(struct engine *e, bool use_uffd, struct kb_snap_stats *stats);
+void snap_protect_running(struct engine *e, const struct kb_maps *maps, unsigned filter);
+int snap_protect_all(struct engine *e, bool use_uffd, struct kb_snap_stats *stats);
 
 /* uffd_snapshot_faults.c */
-void *fault_thread(void *arg);
+void *snap_fault_thread(void *arg);
 
 /* uffd_snapshot_copy.c */
-int write_core(struct engine *e, struct writer *w, const struct kb_buf *hdr,
-	       struct kb_snap_stats *stats, bool all_stopped, char *err, size_t errlen);
+int snap_write_core(struct engine *e, struct writer *w, const struct kb_buf *hdr,
+		    struct kb_snap_stats *stats, bool all_stopped, char *err, size_t errlen);
 
 #endif

@@ -38,7 +38,7 @@ static void save_ahead(struct engine *e, struct seg *s, uint64_t start, uint64_t
 	if (!s->saved)
 		return;
 	struct saved_chunk *c = &s->saved[chunk_index(s->m, start)];
-	if (!c->data && !(c->data = chunk_get(e)))
+	if (!c->data && !(c->data = snap_chunk_get(e)))
 		return;
 	uint64_t bad = 0;
 	/* The usual case, nothing of the range taken yet: read it in place. */
@@ -46,17 +46,17 @@ static void save_ahead(struct engine *e, struct seg *s, uint64_t start, uint64_t
 	for (uint64_t a = start; fresh && a < end; a += PAGE)
 		fresh = !have_page(c, a);
 	if (fresh) {
-		if (read_mem(e->pid, cur, c->data + (start & (CHUNK - 1)), end - start, &bad) < 0)
+		if (snap_read_mem(e->pid, cur, c->data + (start & (CHUNK - 1)), end - start, &bad) < 0)
 			return;
 		for (uint64_t a = start; a < end; a += PAGE)
 			mark_saved(c, a);
 		e->pages_ahead += (end - start) / PAGE;
 		return;
 	}
-	if (read_mem(e->pid, cur, tmp, end - start, &bad) < 0)
+	if (snap_read_mem(e->pid, cur, tmp, end - start, &bad) < 0)
 		return;
 	for (uint64_t a = start; a < end; a += PAGE) {
-		if (a < s->done_upto || have_page(c, a) || is_lost(e, a))
+		if (a < s->done_upto || have_page(c, a) || snap_is_lost(e, a))
 			continue;
 		memcpy(c->data + (a & (CHUNK - 1)), tmp + (a - start), PAGE);
 		mark_saved(c, a);
@@ -71,8 +71,8 @@ static void serve_wp_fault(struct engine *e, uint64_t addr, unsigned char *tmp)
 {
 	uint64_t cur = addr & ~(PAGE - 1), len = PAGE;
 	pthread_mutex_lock(&e->lock);
-	uint64_t orig = to_original(e, cur);
-	struct seg *s = find_seg(e, orig);
+	uint64_t orig = snap_to_original(e, cur);
+	struct seg *s = snap_find_seg(e, orig);
 	if (s && s->how == COPY_PROTECTED) {
 		uint64_t g = s->granule;
 		uint64_t start = orig & ~(g - 1), end = start + g;
@@ -159,7 +159,7 @@ static void retry_releases(int uffd, struct range *v, size_t *n)
 	}
 }
 
-void *fault_thread(void *arg)
+void *snap_fault_thread(void *arg)
 {
 	struct engine *e = arg;
 	struct kb_uffd_event ev[64];
@@ -206,7 +206,7 @@ void *fault_thread(void *arg)
 				pthread_mutex_lock(&e->lock);
 				for (uint64_t a = ev[i].addr; a < ev[i].end;) {
 					/* Record in original addresses, one piece per move. */
-					uint64_t o = to_original(e, a), end = ev[i].end;
+					uint64_t o = snap_to_original(e, a), end = ev[i].end;
 					for (size_t k = 0; k < e->nremaps; k++) {
 						uint64_t to = e->remaps[k].to,
 							 te = to + e->remaps[k].end - e->remaps[k].start;

@@ -11,7 +11,7 @@
 /* ---- reading the target's memory -------------------------------------- */
 
 /* Current address of original address a, following mremap moves. */
-uint64_t to_current(const struct engine *e, uint64_t a)
+uint64_t snap_to_current(const struct engine *e, uint64_t a)
 {
 	for (size_t i = 0; i < e->nremaps; i++)
 		if (a >= e->remaps[i].start && a < e->remaps[i].end)
@@ -19,7 +19,7 @@ uint64_t to_current(const struct engine *e, uint64_t a)
 	return a;
 }
 
-uint64_t to_original(const struct engine *e, uint64_t a)
+uint64_t snap_to_original(const struct engine *e, uint64_t a)
 {
 	for (size_t i = e->nremaps; i-- > 0;) {
 		uint64_t len = e->remaps[i].end - e->remaps[i].start;
@@ -29,7 +29,7 @@ uint64_t to_original(const struct engine *e, uint64_t a)
 	return a;
 }
 
-bool overlaps(const struct range *v, size_t n, uint64_t start, uint64_t end)
+bool snap_overlaps(const struct range *v, size_t n, uint64_t start, uint64_t end)
 {
 	for (size_t i = 0; i < n; i++)
 		if (v[i].start < end && start < v[i].end)
@@ -37,15 +37,15 @@ bool overlaps(const struct range *v, size_t n, uint64_t start, uint64_t end)
 	return false;
 }
 
-bool is_lost(const struct engine *e, uint64_t a)
+bool snap_is_lost(const struct engine *e, uint64_t a)
 {
-	return overlaps(e->lost, e->nlost, a, a + 1);
+	return snap_overlaps(e->lost, e->nlost, a, a + 1);
 }
 
 /* Reads len bytes at current address addr; pages that cannot be read (gone)
  * become zeros and are counted in *bad. Returns -1 (ESRCH) if the process
  * itself is gone. */
-int read_mem(pid_t pid, uint64_t addr, unsigned char *buf, uint64_t len, uint64_t *bad)
+int snap_read_mem(pid_t pid, uint64_t addr, unsigned char *buf, uint64_t len, uint64_t *bad)
 {
 	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
 	ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
@@ -67,26 +67,26 @@ int read_mem(pid_t pid, uint64_t addr, unsigned char *buf, uint64_t len, uint64_
 }
 
 /* Reads original range [addr, addr+len) (page-aligned), following moves. */
-int read_original(struct engine *e, uint64_t addr, unsigned char *buf, uint64_t len,
-			 uint64_t *bad)
+int snap_read_original(struct engine *e, uint64_t addr, unsigned char *buf, uint64_t len,
+		       uint64_t *bad)
 {
 	pthread_mutex_lock(&e->lock);
-	bool moved = overlaps(e->remaps, e->nremaps, addr, addr + len);
-	uint64_t cur = to_current(e, addr);
+	bool moved = snap_overlaps(e->remaps, e->nremaps, addr, addr + len);
+	uint64_t cur = snap_to_current(e, addr);
 	pthread_mutex_unlock(&e->lock);
 	if (!moved)
-		return read_mem(e->pid, cur, buf, len, bad);
+		return snap_read_mem(e->pid, cur, buf, len, bad);
 	for (uint64_t off = 0; off < len; off += PAGE) {
 		pthread_mutex_lock(&e->lock);
-		cur = to_current(e, addr + off);
+		cur = snap_to_current(e, addr + off);
 		pthread_mutex_unlock(&e->lock);
-		if (read_mem(e->pid, cur, buf + off, PAGE, bad) < 0)
+		if (snap_read_mem(e->pid, cur, buf + off, PAGE, bad) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-struct seg *find_seg(struct engine *e, uint64_t a)
+struct seg *snap_find_seg(struct engine *e, uint64_t a)
 {
 	size_t lo = 0, hi = e->nsegs;
 	while (lo < hi) {
@@ -103,12 +103,12 @@ struct seg *find_seg(struct engine *e, uint64_t a)
 }
 
 /* Chunk buffers, under e->lock. */
-unsigned char *chunk_get(struct engine *e)
+unsigned char *snap_chunk_get(struct engine *e)
 {
 	return e->npool ? e->pool[--e->npool] : aligned_alloc(PAGE, CHUNK);
 }
 
-void chunk_put(struct engine *e, unsigned char *p)
+void snap_chunk_put(struct engine *e, unsigned char *p)
 {
 	if (p && e->npool < POOL_MAX)
 		e->pool[e->npool++] = p;
@@ -116,7 +116,7 @@ void chunk_put(struct engine *e, unsigned char *p)
 		free(p);
 }
 
-void free_engine(struct engine *e)
+void snap_free_engine(struct engine *e)
 {
 	for (size_t i = 0; i < e->nsegs; i++) {
 		struct seg *s = &e->segs[i];

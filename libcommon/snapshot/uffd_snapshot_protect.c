@@ -16,12 +16,12 @@ static uint64_t granule_of(const struct kb_mapping *m)
 
 /* While the target runs: register and write-protect each mapping that will
  * most likely be protected at the pause (maps read after the first stop). */
-void protect_running(struct engine *e, const struct kb_maps *maps, unsigned filter)
+void snap_protect_running(struct engine *e, const struct kb_maps *maps, unsigned filter)
 {
 	for (size_t i = 0; i < maps->n && !e->stop; i++) {
 		const struct kb_mapping *m = &maps->v[i];
 		uint64_t len = m->end - m->start, g = granule_of(m);
-		if (!m->w || !strcmp(m->path, "[vsyscall]") || g > CHUNK || dump_size(m, filter) != len)
+		if (!m->w || !strcmp(m->path, "[vsyscall]") || g > CHUNK || snap_dump_size(m, filter) != len)
 			continue;
 		if (kb_uffd_register_wp(e->uffd, m->start, len) < 0)
 			continue;
@@ -74,7 +74,7 @@ static int carry_protection(struct engine *e, struct seg *s, uint64_t *pages)
 		if (e->prot[i].start <= s->m->start && s->m->end <= e->prot[i].end &&
 		    e->prot[i].inode == s->m->inode)
 			pr = &e->prot[i];
-	if (!pr || overlaps(e->changed, e->nchanged, s->m->start, s->m->end))
+	if (!pr || snap_overlaps(e->changed, e->nchanged, s->m->start, s->m->end))
 		return 0;
 	for (size_t i = 0; i < e->ndirty; i++) {
 		uint64_t a = e->dirty[i].start > s->m->start ? e->dirty[i].start : s->m->start;
@@ -91,7 +91,7 @@ static int carry_protection(struct engine *e, struct seg *s, uint64_t *pages)
 
 /* Protects or copies each dumped writable mapping while the target is
  * stopped. Returns 0 or -1 (process gone; err set). */
-int protect_all(struct engine *e, bool use_uffd, struct kb_snap_stats *stats)
+int snap_protect_all(struct engine *e, bool use_uffd, struct kb_snap_stats *stats)
 {
 	/* First what was protected while running, then leave the running mode,
 	 * all under the lock: no fault may be released unnoted in between. */
@@ -154,7 +154,7 @@ int protect_all(struct engine *e, bool use_uffd, struct kb_snap_stats *stats)
 			return -1;
 		}
 		uint64_t bad = 0;
-		if (read_mem(e->pid, s->m->start, s->stopped_data, s->dump_len, &bad) < 0)
+		if (snap_read_mem(e->pid, s->m->start, s->stopped_data, s->dump_len, &bad) < 0)
 			return -1;
 		e->pages_lost += bad;
 		s->how = COPY_STOPPED;
