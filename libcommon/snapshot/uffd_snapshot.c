@@ -1,4 +1,5 @@
-/* The snapshot engine (see uffd_snapshot.h).
+/* The snapshot sequence (see uffd_snapshot.h): kb_snapshot() stops the
+ * target, write-protects its memory, lets it go and copies it.
  *
  * Order of events: classify the mappings (smaps, before stopping anything);
  * a first short stop creates a userfaultfd inside the target; while the
@@ -10,15 +11,21 @@
  * the page, release it) while the main thread copies everything in order,
  * releasing each chunk as soon as it is copied. Write-protecting a large
  * mapping takes tens of milliseconds, so doing it before the pause keeps the
- * pause short. */
+ * pause short.
+ *
+ * The stops are the helper's (snapshot_helper.c); the protection is in
+ * uffd_snapshot_protect.c, the fault thread in uffd_snapshot_faults.c, the
+ * copy in uffd_snapshot_copy.c over uffd_snapshot_memory.c. This file keeps
+ * the sequence, the checks on the target, the error messages, and which
+ * mappings the core takes (as the kernel's coredump_filter does). */
 #include "snapshot/uffd_snapshot.h"
 #include "base/clock.h"
-#include "snapshot/uffd_snapshot_engine.h"
 #include "snapshot/elfcore.h"
 #include "snapshot/procmaps.h"
 #include "snapshot/ptrace_inject.h"
 #include "snapshot/snapshot_helper.h"
 #include "snapshot/uffd.h"
+#include "snapshot/uffd_snapshot_engine.h"
 
 #include <elf.h>
 #include <errno.h>

@@ -1,5 +1,9 @@
-/* Writing the core: headers, then every dumped mapping in order (see
- * uffd_snapshot_engine.h). */
+/* Writing the core after the pause: headers and notes, then every dumped
+ * mapping in address order. A protected mapping is copied chunk by chunk,
+ * taking the pages the fault thread saved ahead of a write, and each chunk is
+ * released (UFFDIO_WRITEPROTECT off) once copied; the others are read with
+ * process_vm_readv. A target that exits or runs execve() meanwhile is noticed
+ * and the core called incomplete. */
 #include "snapshot/uffd_snapshot_engine.h"
 #include "snapshot/uffd.h"
 
@@ -9,8 +13,6 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- writing ---------------------------------------------------------- */
 
 /* Releases a range from the copying thread; the fault thread reads the
  * events that make the kernel answer EAGAIN meanwhile. */

@@ -1,7 +1,12 @@
-/* --dirty (see uffd_snapshot_engine.h). */
-#include "snapshot/uffd_snapshot_engine.h"
+/* --dirty: how fast a process writes to its memory, mapping by mapping. A
+ * userfaultfd with UFFD_FEATURE_WP_ASYNC is created inside the target (by the
+ * helper) and its writable mappings are write-protected; the kernel then only
+ * marks the pages written, without faults, and PAGEMAP_SCAN on
+ * /proc/PID/pagemap counts them and protects them again at each interval. */
+#include "snapshot/uffd_snapshot.h"
 #include "base/clock.h"
 #include "snapshot/uffd.h"
+#include "snapshot/uffd_snapshot_engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +16,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- --dirty ------------------------------------------------------------ */
 
 struct tracked {
 	uint64_t start, end;

@@ -1,7 +1,10 @@
-/* What the pieces of kb_snapshot() share (uffd_snapshot.c, uffd_snapshot_memory.c,
- * uffd_snapshot_protect.c, uffd_snapshot_faults.c, uffd_snapshot_copy.c,
- * uffd_snapshot_dirty.c): the engine state and the functions one piece calls in
- * another. Internal to snapshot/; applets include uffd_snapshot.h. */
+/* The state the pieces of the snapshot engine share, and the functions one
+ * piece calls in another: uffd_snapshot.c (the sequence), uffd_snapshot_protect.c
+ * (write-protection), uffd_snapshot_faults.c (the fault thread),
+ * uffd_snapshot_copy.c (writing the core), uffd_snapshot_memory.c (reading the
+ * target's memory), uffd_snapshot_dirty.c (--dirty). Internal to snapshot/:
+ * applets include uffd_snapshot.h. Kernel interfaces: those of uffd.h,
+ * ptrace_inject.h and procmaps.h, and process_vm_readv. */
 #ifndef KBOX_UFFD_SNAPSHOT_ENGINE_H
 #define KBOX_UFFD_SNAPSHOT_ENGINE_H
 
@@ -105,33 +108,48 @@ struct writer {
 };
 
 /* uffd_snapshot.c */
+/* Formats the one-line message of a failure into err. */
 void snap_set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Bytes of mapping m the core takes under filter (KB_DUMP_* bits). */
 uint64_t snap_dump_size(const struct kb_mapping *m, unsigned filter);
+/* The error kind and message for a failure of the helper at stage. */
 enum kb_snap_error snap_helper_error(pid_t pid, int errnum, enum kb_helper_stage stage, char *err,
 				     size_t errlen);
+/* Whether pid exists, may be inspected, and is an x86-64 user-space program. */
 enum kb_snap_error snap_check_target(pid_t pid, char *err, size_t errlen);
 
-/* uffd_snapshot_memory.c */
+/* uffd_snapshot_memory.c: addresses are the pause's ("original") unless
+ * called current. */
 uint64_t snap_to_current(const struct engine *e, uint64_t a);
 uint64_t snap_to_original(const struct engine *e, uint64_t a);
 bool snap_overlaps(const struct range *v, size_t n, uint64_t start, uint64_t end);
+/* Discarded or unmapped by the target before it was copied. */
 bool snap_is_lost(const struct engine *e, uint64_t a);
+/* Reads at a current address; unreadable pages become zeros, counted in
+ * *bad. -1 (ESRCH) only when the process is gone. */
 int snap_read_mem(pid_t pid, uint64_t addr, unsigned char *buf, uint64_t len, uint64_t *bad);
 int snap_read_original(struct engine *e, uint64_t addr, unsigned char *buf, uint64_t len,
 		       uint64_t *bad);
+/* The dumped mapping holding original address a, or NULL. */
 struct seg *snap_find_seg(struct engine *e, uint64_t a);
+/* A CHUNK-sized buffer from the pool, and back (under e->lock). */
 unsigned char *snap_chunk_get(struct engine *e);
 void snap_chunk_put(struct engine *e, unsigned char *p);
 void snap_free_engine(struct engine *e);
 
 /* uffd_snapshot_protect.c */
+/* While the target runs: register and write-protect the writable mappings
+ * the core will most likely take whole. */
 void snap_protect_running(struct engine *e, const struct kb_maps *maps, unsigned filter);
+/* At the pause: protect or copy every dumped writable mapping and leave the
+ * running mode. Returns 0 or -1 with errno (ESRCH: the process is gone). */
 int snap_protect_all(struct engine *e, bool use_uffd, struct kb_snap_stats *stats);
 
-/* uffd_snapshot_faults.c */
+/* uffd_snapshot_faults.c: the thread serving e's userfaultfd until e->stop. */
 void *snap_fault_thread(void *arg);
 
-/* uffd_snapshot_copy.c */
+/* uffd_snapshot_copy.c: writes hdr and every dumped mapping through w.
+ * Returns KB_SNAP_OK or the error kind with err set. */
 int snap_write_core(struct engine *e, struct writer *w, const struct kb_buf *hdr,
 		    struct kb_snap_stats *stats, bool all_stopped, char *err, size_t errlen);
 

@@ -1,4 +1,9 @@
-/* The thread that serves the target's write faults (see uffd_snapshot_engine.h). */
+/* The thread that reads the target's userfaultfd events. Before the pause a
+ * write fault only releases its page (or huge page) and notes it, so that the
+ * pause protects it again; after the pause it first copies the pages about to
+ * be written, and what follows them, then releases them. Moves, discards and
+ * unmaps (UFFD_EVENT_REMAP, _REMOVE, _UNMAP) are noted so that the copy
+ * follows moved memory and knows what was lost. */
 #include "snapshot/uffd_snapshot_engine.h"
 #include "snapshot/uffd.h"
 
@@ -9,8 +14,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-/* ---- the fault-serving thread ----------------------------------------- */
 
 static void add_range(struct range **v, size_t *n, struct range r)
 {

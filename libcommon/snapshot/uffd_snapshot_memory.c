@@ -1,14 +1,14 @@
-/* The target's memory as it was at the pause (see uffd_snapshot_engine.h):
- * original addresses followed through the moves seen since, ranges lost,
- * reads, and the pool of chunk buffers. */
+/* The target's memory as it was at the pause: addresses of the pause
+ * followed through the mremap moves seen since, ranges the target discarded
+ * or unmapped before they were copied, reads with process_vm_readv (pages
+ * that cannot be read become zeros), the pool of chunk buffers, and freeing
+ * the engine. */
 #include "snapshot/uffd_snapshot_engine.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-
-/* ---- reading the target's memory -------------------------------------- */
 
 /* Current address of original address a, following mremap moves. */
 uint64_t snap_to_current(const struct engine *e, uint64_t a)

@@ -1,4 +1,10 @@
-/* Write-protecting the target's mappings (see uffd_snapshot_engine.h). */
+/* Write-protecting a foreign process's memory for a snapshot, through the
+ * userfaultfd taken from inside it (UFFDIO_REGISTER and UFFDIO_WRITEPROTECT,
+ * wrapped in uffd.c). While the target runs, each writable mapping the core
+ * takes whole is registered and protected in pieces; at the pause, the pages
+ * it wrote meanwhile are protected again, mappings not yet protected are
+ * protected whole, and writable ones that cannot be protected are copied
+ * while the target is stopped. */
 #include "snapshot/uffd_snapshot_engine.h"
 #include "snapshot/uffd.h"
 
