@@ -1,7 +1,9 @@
-/* A consistent core dump of a running process with a short pause: stop it,
- * write-protect its memory through a userfaultfd created inside it, let it
- * run, and copy the memory while copying first any page it is about to
- * write. Also measures how fast a process dirties its memory. */
+/* A consistent core dump of a running process with a short pause: stop it
+ * (ptrace, through snapshot_helper.h), write-protect its memory through a
+ * userfaultfd created inside it (uffd.h), let it run, and copy the memory
+ * (process_vm_readv) while copying first any page it is about to write. Also
+ * measures how fast a process dirties its memory (PAGEMAP_SCAN).
+ * The engine is split by phase; libcommon/snapshot/README.md names the files. */
 #ifndef KBOX_UFFD_SNAPSHOT_H
 #define KBOX_UFFD_SNAPSHOT_H
 
