@@ -145,21 +145,21 @@ int kb_procmaps_add_smaps(pid_t pid, struct kb_maps *maps)
 			if (cur && (cur->start != start || cur->end != end))
 				cur = NULL;
 			if (cur)
-				cur->have_smaps = true;
+				cur->details.have_smaps = true;
 			continue;
 		}
 		if (!cur)
 			continue;
 		if (sscanf(line, "Anonymous: %llu kB", &v) == 1)
-			cur->anonymous = v * 1024;
+			cur->details.anonymous = v * 1024;
 		else if (sscanf(line, "AnonHugePages: %llu kB", &v) == 1)
-			cur->anon_huge = v * 1024;
+			cur->details.anon_huge = v * 1024;
 		else if (sscanf(line, "KernelPageSize: %llu kB", &v) == 1)
-			cur->kernel_page_size = v * 1024;
+			cur->details.kernel_page_size = v * 1024;
 		else if (!strncmp(line, "VmFlags:", 8)) {
-			cur->dontdump = has_flag(line + 8, "dd");
-			cur->io = has_flag(line + 8, "io");
-			cur->hugetlb = has_flag(line + 8, "ht");
+			cur->details.dontdump = has_flag(line + 8, "dd");
+			cur->details.io = has_flag(line + 8, "io");
+			cur->details.hugetlb = has_flag(line + 8, "ht");
 		}
 	}
 	free(buf);

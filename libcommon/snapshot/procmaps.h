@@ -14,13 +14,17 @@ struct kb_mapping {
 	unsigned dev_major, dev_minor;
 	bool r, w, x, shared;
 	char *path;             /* "" for anonymous, "[heap]", "/usr/lib/...", owned */
-	/* From /proc/PID/smaps (filled by kb_procmaps_add_smaps). */
-	bool have_smaps;
-	uint64_t anonymous;     /* bytes of anonymous (written) pages */
-	uint64_t anon_huge;     /* of which in transparent huge pages */
-	uint64_t kernel_page_size;
-	bool dontdump, io, hugetlb;
-	bool elf_header;        /* starts with an ELF header (set by the caller) */
+	/* Learned apart from the maps line; copied whole to a later read of the
+	 * same mapping. */
+	struct kb_mapping_details {
+		/* From /proc/PID/smaps (filled by kb_procmaps_add_smaps). */
+		bool have_smaps;
+		uint64_t anonymous;     /* bytes of anonymous (written) pages */
+		uint64_t anon_huge;     /* of which in transparent huge pages */
+		uint64_t kernel_page_size;
+		bool dontdump, io, hugetlb;
+		bool elf_header;        /* starts with an ELF header (set by the caller) */
+	} details;
 };
 
 struct kb_maps {

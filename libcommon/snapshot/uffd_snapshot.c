@@ -65,22 +65,22 @@ uint64_t snap_dump_size(const struct kb_mapping *m, unsigned filter)
 		return 0;
 	if (filter == KB_DUMP_EVERYTHING || !strcmp(m->path, "[vdso]"))
 		return whole;
-	if (m->dontdump || m->io)
+	if (m->details.dontdump || m->details.io)
 		return 0;
-	if (m->hugetlb)
+	if (m->details.hugetlb)
 		return filter & (m->shared ? KB_DUMP_HUGETLB_SHARED : KB_DUMP_HUGETLB_PRIVATE) ? whole : 0;
 	if (m->shared)
 		return filter & (is_anon_shared(m) ? KB_DUMP_ANON_SHARED : KB_DUMP_FILE_SHARED) ? whole : 0;
 	bool file = kb_mapping_is_file(m);
 	/* Private memory that was written to (anonymous pages). */
-	bool written = !file || (m->have_smaps ? m->anonymous > 0 : m->w);
+	bool written = !file || (m->details.have_smaps ? m->details.anonymous > 0 : m->w);
 	if (written && (filter & KB_DUMP_ANON_PRIVATE))
 		return whole;
 	if (!file)
 		return 0;
 	if (filter & KB_DUMP_FILE_PRIVATE)
 		return whole;
-	if ((filter & KB_DUMP_ELF_HEADERS) && m->offset == 0 && m->elf_header)
+	if ((filter & KB_DUMP_ELF_HEADERS) && m->offset == 0 && m->details.elf_header)
 		return PAGE;
 	return 0;
 }
@@ -94,14 +94,7 @@ static void carry_over(struct kb_maps *now, const struct kb_maps *before)
 		struct kb_mapping *b = kb_procmaps_find((struct kb_maps *)before, m->start);
 		if (!b || b->start != m->start || b->end != m->end || b->inode != m->inode)
 			continue;
-		m->have_smaps = b->have_smaps;
-		m->anonymous = b->anonymous;
-		m->anon_huge = b->anon_huge;
-		m->kernel_page_size = b->kernel_page_size;
-		m->dontdump = b->dontdump;
-		m->io = b->io;
-		m->hugetlb = b->hugetlb;
-		m->elf_header = b->elf_header;
+		m->details = b->details;
 	}
 }
 
@@ -113,8 +106,8 @@ static void find_elf_headers(pid_t pid, struct kb_maps *maps)
 			continue;
 		unsigned char magic[SELFMAG];
 		struct iovec l = { magic, SELFMAG }, r = { (void *)(uintptr_t)m->start, SELFMAG };
-		m->elf_header = process_vm_readv(pid, &l, 1, &r, 1, 0) == SELFMAG &&
-				!memcmp(magic, ELFMAG, SELFMAG);
+		m->details.elf_header = process_vm_readv(pid, &l, 1, &r, 1, 0) == SELFMAG &&
+					!memcmp(magic, ELFMAG, SELFMAG);
 	}
 }
 

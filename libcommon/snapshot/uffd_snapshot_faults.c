@@ -81,7 +81,7 @@ static void serve_wp_fault(struct engine *e, uint64_t addr, unsigned char *tmp)
 		uint64_t start = orig & ~(g - 1), end = start + g;
 		/* Widen when nothing was moved (moves are rare). */
 		if (!e->nremaps) {
-			uint64_t unit = s->m->anon_huge || g > FAULT_UNIT ? CHUNK : FAULT_UNIT;
+			uint64_t unit = s->m->details.anon_huge || g > FAULT_UNIT ? CHUNK : FAULT_UNIT;
 			start = orig & ~(unit - 1);
 			end = start + unit;
 			if (start < s->m->start)

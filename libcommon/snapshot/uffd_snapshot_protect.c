@@ -17,7 +17,7 @@
 
 static uint64_t granule_of(const struct kb_mapping *m)
 {
-	return m->kernel_page_size > PAGE ? m->kernel_page_size : PAGE;
+	return m->details.kernel_page_size > PAGE ? m->details.kernel_page_size : PAGE;
 }
 
 /* While the target runs: register and write-protect each mapping that will
@@ -32,7 +32,7 @@ void snap_protect_running(struct engine *e, const struct kb_maps *maps, unsigned
 		if (kb_uffd_register_wp(e->uffd, m->start, len) < 0)
 			continue;
 		/* Releasing single pages would split transparent huge pages. */
-		struct pre_range pr = { m->start, m->end, m->inode, m->anon_huge ? CHUNK : g, false };
+		struct pre_range pr = { m->start, m->end, m->inode, m->details.anon_huge ? CHUNK : g, false };
 		pthread_mutex_lock(&e->lock);
 		struct pre_range *np = realloc(e->prot, (e->nprot + 1) * sizeof(*np));
 		if (np) {
