@@ -26,14 +26,13 @@ struct msg_hdr {
 	int32_t pad;
 };
 
+/* One thread as the helper found it. The helper is a fork of the same
+ * program, so struct kb_thread travels as it is; only its xstate pointer means
+ * nothing on arrival: the contents follow in xstate[]. */
 struct msg_thread {
 	int32_t type;
-	int32_t tid, pending_sig, fp_valid;
-	struct user_regs_struct regs;
-	struct user_fpregs_struct fpregs;
-	uint64_t sigmask;
 	uint32_t xstate_len;
-	uint32_t pad;
+	struct kb_thread th;
 	unsigned char xstate[];
 };
 
@@ -210,12 +209,7 @@ static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned 
 		struct msg_thread *m = (struct msg_thread *)buf;
 		memset(m, 0, sizeof(*m));
 		m->type = MSG_THREAD;
-		m->tid = th->tid;
-		m->pending_sig = th->pending_sig;
-		m->fp_valid = th->fp_valid;
-		m->regs = th->regs;
-		m->fpregs = th->fpregs;
-		m->sigmask = th->sigmask;
+		m->th = *th;
 		m->xstate_len = th->xstate_len <= 64 * 1024 ? (uint32_t)th->xstate_len : 0;
 		memcpy(m->xstate, th->xstate, m->xstate_len);
 		sent = send_msg(sock, m, sizeof(*m) + m->xstate_len, -1) == 0;
@@ -322,13 +316,10 @@ int kb_helper_begin(struct kb_helper *h, pid_t pid, struct kb_stopped *st, int *
 				st->t = nt;
 			}
 			struct kb_thread *th = &st->t[st->n++];
-			memset(th, 0, sizeof(*th));
-			th->tid = m->tid;
-			th->pending_sig = m->pending_sig;
-			th->fp_valid = m->fp_valid;
-			th->regs = m->regs;
-			th->fpregs = m->fpregs;
-			th->sigmask = m->sigmask;
+			*th = m->th;
+			th->xstate = NULL;
+			th->xstate_len = 0;
+			th->injected = false;
 			size_t xl = (size_t)n - sizeof(*m);
 			if (xl && xl == m->xstate_len && (th->xstate = malloc(xl)) != NULL) {
 				memcpy(th->xstate, m->xstate, xl);
