@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,20 +61,12 @@ int kb_proc_read_file(pid_t pid, const char *name, char **buf, size_t *len)
 /* One maps line: "start-end perms offset major:minor inode   path". */
 static int parse_maps_line(char *line, struct kb_mapping *m)
 {
-	unsigned long long start, end, off, ino;
 	char perms[8];
-	unsigned maj, min;
 	int pos = 0;
-	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu%n", &start, &end, perms, &off, &maj, &min,
-		   &ino, &pos) != 7)
-		return -1;
 	memset(m, 0, sizeof(*m));
-	m->start = start;
-	m->end = end;
-	m->offset = off;
-	m->dev_major = maj;
-	m->dev_minor = min;
-	m->inode = ino;
+	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 "%n", &m->start,
+		   &m->end, perms, &m->offset, &m->dev_major, &m->dev_minor, &m->inode, &pos) != 7)
+		return -1;
 	m->r = perms[0] == 'r';
 	m->w = perms[1] == 'w';
 	m->x = perms[2] == 'x';
@@ -236,26 +229,16 @@ int kb_proc_stat(pid_t pid, pid_t tid, struct kb_proc_stat *st)
 		l = 16;
 	memcpy(st->comm, open + 1, l);
 	st->comm[l] = '\0';
-	int ppid, pgrp, sid;
-	long nice;
-	unsigned long flags;
-	unsigned long long ut, stt;
-	long long cut, cst;
+	long long cut, cst;   /* signed in the kernel's format */
 	if (sscanf(close + 2, "%c %d %d %d %*d %*d %lu %*u %*u %*u %*u %llu %llu %lld %lld %*d %ld",
-		   &st->state, &ppid, &pgrp, &sid, &flags, &ut, &stt, &cut, &cst, &nice) != 10) {
+		   &st->state, &st->ppid, &st->pgrp, &st->sid, &st->flags, &st->utime, &st->stime, &cut,
+		   &cst, &st->nice) != 10) {
 		free(buf);
 		errno = EINVAL;
 		return -1;
 	}
-	st->ppid = ppid;
-	st->pgrp = pgrp;
-	st->sid = sid;
-	st->flags = flags;
-	st->utime = ut;
-	st->stime = stt;
 	st->cutime = (unsigned long long)cut;
 	st->cstime = (unsigned long long)cst;
-	st->nice = nice;
 	free(buf);
 	return 0;
 }
