@@ -87,10 +87,15 @@ int kb_gpio_line_unwatch(int chip_fd, unsigned offset)
 	return ioctl(chip_fd, GPIO_GET_LINEINFO_UNWATCH_IOCTL, &o);
 }
 
-/* Reads whole records; a short or failed read with nothing read yet returns
- * 0 for "nothing pending" and -1 for a real error. */
+#define READ_BATCH 64
+
+/* Reads whole records, at most max and at most READ_BATCH (buf holds that
+ * many); a short or failed read with nothing read yet returns 0 for "nothing
+ * pending" and -1 for a real error. */
 static ssize_t read_records(int fd, void *buf, size_t record, size_t max)
 {
+	if (max > READ_BATCH)
+		max = READ_BATCH;
 	ssize_t n = read(fd, buf, record * max);
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;
@@ -101,13 +106,9 @@ static ssize_t read_records(int fd, void *buf, size_t record, size_t max)
 	return n / (ssize_t)record;
 }
 
-#define READ_BATCH 64
-
 ssize_t kb_gpio_read_info_events(int chip_fd, struct kb_gpio_info_event *events, size_t max)
 {
 	struct gpio_v2_line_info_changed raw[READ_BATCH];
-	if (max > READ_BATCH)
-		max = READ_BATCH;
 	ssize_t n = read_records(chip_fd, raw, sizeof(raw[0]), max);
 	for (ssize_t i = 0; i < n; i++) {
 		decode_info(&raw[i].info, &events[i].info);
@@ -120,8 +121,6 @@ ssize_t kb_gpio_read_info_events(int chip_fd, struct kb_gpio_info_event *events,
 ssize_t kb_gpio_read_edge_events(int request_fd, struct kb_gpio_edge_event *events, size_t max)
 {
 	struct gpio_v2_line_event raw[READ_BATCH];
-	if (max > READ_BATCH)
-		max = READ_BATCH;
 	ssize_t n = read_records(request_fd, raw, sizeof(raw[0]), max);
 	for (ssize_t i = 0; i < n; i++) {
 		events[i].timestamp_ns = raw[i].timestamp_ns;
