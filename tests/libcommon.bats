@@ -5,15 +5,17 @@ load test_helper
 t() { "$KBOX_TESTBIN/libcommon-test" "$@"; }
 
 @test "sizes take K/M/G/T/P/E suffixes, with or without iB/B" {
-	run t size 0;      assert_output 0
-	run t size 4K;     assert_output 4096
-	run t size 4k;     assert_output 4096
-	run t size 1MiB;   assert_output 1048576
-	run t size 3GB;    assert_output 3221225472
-	run t size 2T;     assert_output 2199023255552
-	run t size 1P;     assert_output 1125899906842624
-	run t size 15E;    assert_output 17293822569102704640
-	run t size 0x200;  assert_output 512
+	outputs_are t size <<-'END'
+	0      0
+	4K     4096
+	4k     4096
+	1MiB   1048576
+	3GB    3221225472
+	2T     2199023255552
+	1P     1125899906842624
+	15E    17293822569102704640
+	0x200  512
+	END
 }
 
 @test "sizes reject garbage and overflow" {
@@ -28,14 +30,16 @@ t() { "$KBOX_TESTBIN/libcommon-test" "$@"; }
 }
 
 @test "durations take ns/us/ms/s/m/h and fractions; bare numbers use the default unit" {
-	run t duration 10;      assert_output 10000000
-	run t duration 10us;    assert_output 10000
-	run t duration 1.5s;    assert_output 1500000000
-	run t duration 2m;      assert_output 120000000000
-	run t duration 0.25ms;  assert_output 250000
-	run t duration 5x;      assert_output "error EINVAL"
-	run t duration 1.;      assert_output "error EINVAL"
-	run t duration 99999999999999h; assert_output "error ERANGE"
+	outputs_are t duration <<-'END'
+	10               10000000
+	10us             10000
+	1.5s             1500000000
+	2m               120000000000
+	0.25ms           250000
+	5x               error EINVAL
+	1.               error EINVAL
+	99999999999999h  error ERANGE
+	END
 }
 
 @test "JSON strings escape quotes, backslashes and control characters" {

@@ -18,3 +18,16 @@ require_root() { [ "$(id -u)" -eq 0 ] || skip "needs root"; }
 require_cmd() { command -v "$1" >/dev/null 2>&1 || skip "needs $1"; }
 require_applet() { "$KBOX" --list | grep -qx "$1" || skip "applet $1 not built"; }
 require_shared() { [ -d "$SHARED/$1" ] || skip "../shared/$1 is absent"; }
+
+# outputs_are CMD... <<TABLE: for each line "ARG EXPECTED..." of the table, runs
+# CMD... ARG and fails unless it prints EXPECTED (the rest of the line).
+outputs_are() {
+	local arg want rows=0
+	while read -r arg want; do
+		[ -n "$arg" ] || continue
+		run "$@" "$arg" </dev/null
+		[ "$output" = "$want" ] || fail "$* $arg: expected '$want', got '$output'"
+		rows=$((rows + 1))
+	done
+	[ "$rows" -gt 0 ] || fail "outputs_are $*: empty table"
+}
