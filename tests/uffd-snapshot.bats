@@ -40,7 +40,6 @@ stop_target() {
 	grep -q '^ok sleeps' "$WORK/target.out"
 }
 
-# The target runs freely: no thread stopped or traced, no userfaultfd left in it.
 # snapshot_rounds N: N snapshots of the running target, each checked against its layout.
 snapshot_rounds() {
 	local i
@@ -52,6 +51,7 @@ snapshot_rounds() {
 	done
 }
 
+# The target runs freely: no thread stopped or traced, no userfaultfd left in it.
 assert_target_free() {
 	local st
 	for st in /proc/"$T"/task/*/stat; do
@@ -60,6 +60,17 @@ assert_target_free() {
 	done
 	[ "$(awk '/^TracerPid/ {print $2}' /proc/"$T"/status)" -eq 0 ]
 	! ls -l /proc/"$T"/fd | grep -q userfaultfd
+}
+
+# target_survives_rounds N ARGS...: a target started with ARGS gives N
+# consistent snapshots in a row, then runs freely and passes its last check.
+target_survives_rounds() {
+	local rounds=$1
+	shift
+	start_target "$@"
+	snapshot_rounds "$rounds"
+	assert_target_free
+	stop_target
 }
 
 @test "usage errors exit 2; a missing process exits 3" {
@@ -225,12 +236,9 @@ assert_target_free() {
 }
 
 @test "transparent huge pages and a target inside nanosleep" {
-	start_target --mib 128 --threads 2 --thp
-	snapshot_rounds 3
 	# The main thread sleeps in nanosleep; the target exits 98 if a sleep
 	# ever returned an error, e.g. a system call not restarted properly.
-	assert_target_free
-	stop_target
+	target_survives_rounds 3 --mib 128 --threads 2 --thp
 }
 
 @test "SIGKILL at random moments in every phase leaves the target running unharmed" {
@@ -366,10 +374,7 @@ assert_target_free() {
 }
 
 @test "mappings created, moved and removed during the copy" {
-	start_target --mib 64 --threads 2 --churn
-	snapshot_rounds 5
-	assert_target_free
-	stop_target
+	target_survives_rounds 5 --mib 64 --threads 2 --churn
 }
 
 @test "--filter and --all choose the mappings like coredump_filter" {
