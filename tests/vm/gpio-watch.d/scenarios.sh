@@ -165,24 +165,25 @@ kbox_requester() {
 
 # ---- edges -----------------------------------------------------------------
 
+# foo_up_down_twice: foo rises and falls twice, a pause after each change.
+foo_up_down_twice() {
+	for p in pull-up pull-down pull-up pull-down; do sim_pull alpha 0 $p; sleep 0.05; done
+}
 edges_both() {
 	low alpha 0
 	watch eb -e both -n 4 -F '%o %E %e %q %Q' foo || return 99
-	for p in pull-up pull-down pull-up pull-down; do sim_pull alpha 0 $p; sleep 0.05; done
+	foo_up_down_twice
 	done_watch eb
 }
-edges_rising() {
+# edges_one_kind NAME EDGE: gpio-watch -e EDGE on foo while it rises and falls twice.
+edges_one_kind() {
 	low alpha 0
-	watch er -e rising -n 2 -F '%E %Q' foo || return 99
-	for p in pull-up pull-down pull-up pull-down; do sim_pull alpha 0 $p; sleep 0.05; done
-	done_watch er
+	watch "$1" -e "$2" -n 2 -F '%E %Q' foo || return 99
+	foo_up_down_twice
+	done_watch "$1"
 }
-edges_falling() {
-	low alpha 0
-	watch ef -e falling -n 2 -F '%E %Q' foo || return 99
-	for p in pull-up pull-down pull-up pull-down; do sim_pull alpha 0 $p; sleep 0.05; done
-	done_watch ef
-}
+edges_rising() { edges_one_kind er rising; }
+edges_falling() { edges_one_kind ef falling; }
 seqno_two_lines() {
 	low alpha 0
 	low alpha 3
