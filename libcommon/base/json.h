@@ -1,6 +1,7 @@
 /* A small streaming JSON writer used by every --json output.
  * Compact output; strings are escaped (control characters as \uXXXX) and
- * invalid UTF-8 is replaced with U+FFFD so the output is always valid JSON. */
+ * invalid UTF-8 is replaced with U+FFFD so the output is always valid JSON.
+ * Kernel interface: none (writes to a stdio stream). */
 #ifndef KBOX_JSON_H
 #define KBOX_JSON_H
 

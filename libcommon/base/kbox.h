@@ -1,4 +1,5 @@
-/* kbox — shared declarations: the applet descriptor and error reporting. */
+/* kbox — shared declarations: the applet descriptor and error reporting.
+ * Kernel interface: none (messages go to standard error). */
 #ifndef KBOX_H
 #define KBOX_H
 

@@ -2,7 +2,8 @@
  * directory where that is unsupported), mode as given, fsynced, then renamed; or to
  * standard output for "-". An existing device, FIFO or socket is written in place.
  * Page-aligned writes of page-aligned buffers go through O_DIRECT where the file
- * system allows it. */
+ * system allows it. Kernel interface: open(2) with O_TMPFILE and O_DIRECT, fsync(2),
+ * linkat(2) and rename(2). */
 #ifndef KBOX_OUTFILE_H
 #define KBOX_OUTFILE_H
 

@@ -1,5 +1,6 @@
 /* Number, size and duration parsing with overflow checks.
- * Each returns 0 on success, -1 with errno set (EINVAL or ERANGE) otherwise. */
+ * Each returns 0 on success, -1 with errno set (EINVAL or ERANGE) otherwise.
+ * Kernel interface: none. */
 #ifndef KBOX_PARSE_H
 #define KBOX_PARSE_H
 

@@ -1,4 +1,5 @@
-/* Checked wrappers for raw system calls that glibc 2.36 does not wrap.
+/* Checked wrappers for raw system calls that glibc 2.36 does not wrap:
+ * clone3, pidfd_open, pidfd_getfd, pidfd_send_signal and userfaultfd.
  * Each returns what the system call returns (-1 with errno on failure). */
 #ifndef KBOX_SYSCALLS_H
 #define KBOX_SYSCALLS_H

@@ -1,6 +1,6 @@
 /* UTF-8 <-> UTF-16 conversion with strict validation.
  * UTF-16 code units are host-endian here; on-disk order is handled by the
- * format code. */
+ * format code. Kernel interface: none. */
 #ifndef KBOX_UTF_H
 #define KBOX_UTF_H
 

@@ -1,4 +1,5 @@
-/* Streaming zstd compression into a write callback (libzstd). */
+/* Streaming zstd compression into a write callback (libzstd).
+ * Kernel interface: none (the callback does the writing). */
 #ifndef KBOX_ZSTD_STREAM_H
 #define KBOX_ZSTD_STREAM_H
 

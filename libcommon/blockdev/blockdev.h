@@ -1,6 +1,9 @@
 /* Block device and image file I/O: full reads/writes at offsets, sizes,
  * sector size, discard, and zeroing ranges while writing as little as
- * possible. Each returns 0, or -1 with errno set. */
+ * possible. Each returns 0, or -1 with errno set.
+ * Kernel interface: pread/pwrite and fstat; on block devices the ioctls
+ * BLKGETSIZE64, BLKSSZGET, BLKROGET, BLKDISCARD and BLKZEROOUT; on image files
+ * fallocate (FALLOC_FL_ZERO_RANGE, FALLOC_FL_PUNCH_HOLE). */
 #ifndef KBOX_BLOCKDEV_H
 #define KBOX_BLOCKDEV_H
 

@@ -1,5 +1,6 @@
 /* Filesystem, RAID and partition-table signatures (libblkid): find and
- * erase them so nothing stale survives a format. */
+ * erase them so nothing stale survives a format.
+ * Kernel interface: reads and writes of the device, done by libblkid. */
 #ifndef KBOX_FS_SIGNATURES_H
 #define KBOX_FS_SIGNATURES_H
 

@@ -1,5 +1,7 @@
 /* Partition tables through libfdisk: one partition covering a whole disk
- * or image, for a filesystem to be made inside it. */
+ * or image, for a filesystem to be made inside it. Kernel interface: the
+ * device's sectors and the kernel's re-read of its partition table, both done
+ * by libfdisk. */
 #ifndef KBOX_PARTTABLE_H
 #define KBOX_PARTTABLE_H
 

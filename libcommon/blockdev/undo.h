@@ -1,6 +1,7 @@
 /* Undo files: before a block of a device is overwritten for the first time,
  * its old content is appended (zstd-compressed, with a CRC32) to an undo file;
  * kb_undo_rollback() later writes every saved block back, bit for bit.
+ * Kernel interface: none of its own (device and file I/O through blockdev.h).
  *
  * File layout (little-endian):
  *   header (64 bytes): magic "KBOXUNDO", version, block size, device size,

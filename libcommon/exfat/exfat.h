@@ -1,5 +1,6 @@
 /* exFAT on-disk format: structures, constants, checksums, name hash,
  * geometry and directory entry helpers shared by mkfs.exfat and fsck.exfat.
+ * Kernel interface: none; the format is read and written through blockdev.h.
  *
  * All multi-byte on-disk fields are little-endian; read them with
  * exfat_le16/32/64() and write them with exfat_put_le16/32/64() or the

@@ -1,5 +1,8 @@
 /* Building a new exFAT volume: an optional host directory tree to copy in
- * (exfat_tree_*), then planning (no I/O) and writing (exfat_format_*). */
+ * (exfat_tree_*), then planning (no I/O) and writing (exfat_format_*).
+ * Kernel interface: the host tree is read with opendir/readdir and statx, its
+ * files' data found with lseek SEEK_DATA/SEEK_HOLE; the volume is written
+ * through blockdev.h. */
 #ifndef KBOX_EXFAT_FORMAT_H
 #define KBOX_EXFAT_FORMAT_H
 

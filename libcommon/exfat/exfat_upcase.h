@@ -1,5 +1,6 @@
 /* exFAT up-case tables: the specification's recommended (compressed) default
- * table, its expansion into a full 65,536-entry map, and name up-casing. */
+ * table, its expansion into a full 65,536-entry map, and name up-casing.
+ * Kernel interface: none (data and computation only). */
 #ifndef KBOX_EXFAT_UPCASE_H
 #define KBOX_EXFAT_UPCASE_H
 

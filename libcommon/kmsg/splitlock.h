@@ -1,5 +1,8 @@
 /* x86 split-lock / bus-lock detection: the kernel's log messages and the
- * system's configuration (CPU flags, boot command line, sysctl, PMU). */
+ * system's configuration (CPU flags, boot command line, sysctl, PMU).
+ * Kernel interface: /dev/kmsg (through kmsg.h), /proc/cpuinfo, /proc/cmdline,
+ * /proc/sys/kernel/split_lock_mitigate and dmesg_restrict, and
+ * perf_event_open to see whether the PMU can be used. */
 #ifndef KBOX_SPLITLOCK_H
 #define KBOX_SPLITLOCK_H
 

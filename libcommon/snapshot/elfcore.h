@@ -1,5 +1,6 @@
 /* ELF64 core files for x86-64 (ET_CORE): the headers and the PT_NOTE
- * segment, in the layout the kernel and gdb use. */
+ * segment, in the layout the kernel and gdb use. Kernel interface:
+ * /proc/PID/stat, status, cmdline and auxv (through procmaps.h) for the notes. */
 #ifndef KBOX_ELFCORE_H
 #define KBOX_ELFCORE_H
 

@@ -1,4 +1,6 @@
-/* A process's mappings and identity as /proc shows them. */
+/* A process's mappings and identity as /proc shows them.
+ * Kernel interface: /proc/PID/maps, smaps, stat, status, task/ and
+ * coredump_filter. */
 #ifndef KBOX_PROCMAPS_H
 #define KBOX_PROCMAPS_H
 

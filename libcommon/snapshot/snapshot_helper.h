@@ -2,7 +2,10 @@
  * snapshot is taken. It is a separate process so that the registers it
  * changes inside the target are always put back even if the process that
  * started it is killed: it ignores every catchable signal, finishes what it
- * is doing, and lets the target go when its parent goes away. */
+ * is doing, and lets the target go when its parent goes away.
+ * Kernel interface: ptrace (through ptrace_inject.h), pidfd_open and
+ * pidfd_getfd to take the userfaultfd it creates inside the target, and a
+ * socketpair to its parent. */
 #ifndef KBOX_SNAPSHOT_HELPER_H
 #define KBOX_SNAPSHOT_HELPER_H
 
