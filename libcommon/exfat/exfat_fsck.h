@@ -4,7 +4,8 @@
  * problem through a callback that decides whether it is repaired, and writes
  * repairs (through an optional undo file) only when the options allow it.
  * It never exits and never reads outside [0, dev_size), so it is also the
- * fuzzing entry point. */
+ * fuzzing entry point. Kernel interface: none of its own; the volume is read
+ * and written through blockdev.h (pread, pwrite, fsync) and undo.h. */
 #ifndef KBOX_EXFAT_FSCK_H
 #define KBOX_EXFAT_FSCK_H
 

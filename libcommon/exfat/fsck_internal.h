@@ -12,7 +12,9 @@
  *                      which file is cut back when two claim the same cluster
  *   fsck_dir.c         the directory walk: entry sets, checksums, up-case table
  *   fsck_names.c       file names: invalid characters, duplicates, paths
- *   fsck_lost_found.c  -s: orphan chains kept as files in /LOST+FOUND */
+ *   fsck_lost_found.c  -s: orphan chains kept as files in /LOST+FOUND
+ * Kernel interface: none of its own (device access is exfat_fsck.c's, through
+ * blockdev.h). */
 #ifndef KBOX_EXFAT_FSCK_INTERNAL_H
 #define KBOX_EXFAT_FSCK_INTERNAL_H
 
