@@ -309,6 +309,14 @@ void exfat_time_from_unix(int64_t sec, long nsec, uint32_t *stamp, uint8_t *ms10
 int exfat_time_to_unix(uint32_t stamp, uint8_t ms10, uint8_t utc_offset, int64_t *sec, long *nsec);
 
 /* ---- directory entry sets ----------------------------------------------- */
+/* The characters the specification forbids in file names, and so in volume
+ * labels: control characters and " * / : < > ? \ | */
+static inline bool exfat_name_char_invalid(uint16_t c)
+{
+	return c < 0x20 || c == '"' || c == '*' || c == '/' || c == ':' || c == '<' || c == '>' ||
+	       c == '?' || c == '\\' || c == '|';
+}
+
 /* Number of entries of a file's set for a name of name_len code units:
  * file + stream + ceil(name_len / 15) name entries. */
 static inline unsigned exfat_set_entries(unsigned name_len)

@@ -33,7 +33,6 @@ void exfat_tree_free(struct exfat_tree_node *n)
 	free(n);
 }
 
-/* Characters the specification forbids in file names. */
 /* Error messages end with the reason: a path too long for the message is
  * shown by its end. */
 #define PATH_SHOWN 200
@@ -46,12 +45,6 @@ static const char *tail(const char *path)
 static const char *ellipsis(const char *path)
 {
 	return strlen(path) > PATH_SHOWN ? "..." : "";
-}
-
-static bool name_char_invalid(uint16_t c)
-{
-	return c < 0x20 || c == '"' || c == '*' || c == '/' || c == ':' || c == '<' || c == '>' ||
-	       c == '?' || c == '\\' || c == '|';
 }
 
 static int set_name(struct exfat_tree_node *n, const char *host_name, struct scan *s)
@@ -68,7 +61,7 @@ static int set_name(struct exfat_tree_node *n, const char *host_name, struct sca
 		return -1;
 	}
 	for (size_t i = 0; i < len; i++) {
-		if (name_char_invalid(buf[i])) {
+		if (exfat_name_char_invalid(buf[i])) {
 			snprintf(s->err, s->err_len, "%s: name contains a character exFAT forbids "
 				 "(U+%04X)", n->path, buf[i]);
 			return -1;

@@ -238,14 +238,14 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 	/* Names: invalid characters, dots, hash, duplicates. */
 	bool bad_chars = false;
 	for (unsigned c = 0; c < nl; c++)
-		bad_chars |= fsck_invalid_char(name[c]);
+		bad_chars |= exfat_name_char_invalid(name[c]);
 	uint16_t newname[EXFAT_MAX_NAME_LEN];
 	memcpy(newname, name, nl * 2);
 	unsigned newlen = nl;
 	bool rename = false;
 	if (bad_chars || fsck_is_dot_name(name, nl)) {
 		for (unsigned c = 0; c < newlen; c++)
-			if (fsck_invalid_char(newname[c]) || fsck_is_dot_name(name, nl))
+			if (exfat_name_char_invalid(newname[c]) || fsck_is_dot_name(name, nl))
 				newname[c] = '_';
 		rename = true;
 	}

@@ -197,7 +197,6 @@ struct name_set {
 	size_t pool_used, pool_cap;
 };
 
-bool fsck_invalid_char(uint16_t c);
 bool fsck_is_dot_name(const uint16_t *n, unsigned len);
 bool fsck_name_contains(struct name_set *s, const uint16_t *up, unsigned len);
 int fsck_name_add(struct name_set *s, const uint16_t *up, unsigned len);

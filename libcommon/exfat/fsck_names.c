@@ -40,12 +40,6 @@ char *fsck_child_path(const char *parent, const uint16_t *name, unsigned len)
 	return p;
 }
 
-bool fsck_invalid_char(uint16_t c)
-{
-	return c < 0x20 || c == '"' || c == '*' || c == '/' || c == ':' || c == '<' || c == '>' ||
-	       c == '?' || c == '\\' || c == '|';
-}
-
 bool fsck_is_dot_name(const uint16_t *n, unsigned len)
 {
 	return (len == 1 && n[0] == '.') || (len == 2 && n[0] == '.' && n[1] == '.');
