@@ -4,12 +4,12 @@
 #include "blockdev/blockdev.h"
 #include "exfat/exfat.h"
 #include "exfat/exfat_format.h"
+#include "exfat/exfat_label.h"
 #include "exfat/exfat_upcase.h"
 #include "blockdev/fs_signatures.h"
 #include "blockdev/mounted.h"
 #include "base/parse.h"
 #include "blockdev/parttable.h"
-#include "base/utf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -78,17 +78,9 @@ static uint64_t parse_size_opt(const char *opt, const char *arg)
 
 static void parse_label(struct options *o, const char *arg)
 {
-	size_t len, bad;
-	if (kb_utf8_to_utf16(arg, strlen(arg), o->label, EXFAT_MAX_LABEL_LEN, &len, &bad) < 0) {
-		if (errno == EILSEQ)
-			kb_die(1, "volume label is not valid UTF-8 (byte %zu)", bad);
-		kb_die(1, "volume label '%s' is %zu UTF-16 units long; exFAT allows at most %u", arg,
-		       len, EXFAT_MAX_LABEL_LEN);
-	}
-	for (size_t i = 0; i < len; i++)
-		if (o->label[i] < 0x20)
-			kb_die(1, "volume label contains a control character");
-	o->label_len = (unsigned)len;
+	char err[512];
+	if (exfat_label_from_utf8(arg, o->label, &o->label_len, err, sizeof(err)) < 0)
+		kb_die(1, "%s", err);
 }
 
 static void parse_args(int argc, char **argv, struct options *o)

@@ -438,6 +438,13 @@ part1() {
 	run kb mkfs.exfat -L $'ab\xff' "$IMG" 16M
 	assert_failure 1
 	assert_output "mkfs.exfat: volume label is not valid UTF-8 (byte 2)"
+	# The characters names may not hold, control characters included.
+	run kb mkfs.exfat -L 'a:b' "$IMG" 16M
+	assert_failure 1
+	assert_output "mkfs.exfat: volume label contains a character exFAT forbids (U+003A)"
+	run kb mkfs.exfat -L $'tab\there' "$IMG" 16M
+	assert_failure 1
+	assert_output --partial "(U+0009)"
 	run kb mkfs.exfat -U not-a-guid "$IMG" 16M
 	assert_failure 2
 	assert_output --partial "invalid volume GUID"
