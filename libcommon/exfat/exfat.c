@@ -168,6 +168,40 @@ void exfat_boot_region_build(void *region, const struct exfat_boot_sector *bs, u
 	exfat_fill_checksum_sector(p + (size_t)EXFAT_BOOT_CHECKSUM_SECTOR * sector_size, sector_size, sum);
 }
 
+int exfat_boot_region_check(const void *region_buf, unsigned ss, const char **why)
+{
+	const uint8_t *region = region_buf;
+	const struct exfat_boot_sector *bs = region_buf;
+	if (exfat_boot_sector_check(bs, why) < 0)
+		return -1;
+	if (exfat_sector_size(bs) != ss) {
+		*why = "sector size differs";
+		return -1;
+	}
+	for (unsigned s = 1; s <= EXFAT_EXT_BOOT_SECTORS; s++)
+		if (exfat_get_le32(region + (s + 1) * ss - 4) != 0xAA550000u) {
+			*why = "an extended boot sector has no 0xAA550000 signature";
+			return -1;
+		}
+	uint32_t sum = exfat_boot_checksum(region, ss);
+	const uint8_t *cs = region + EXFAT_BOOT_CHECKSUM_SECTOR * ss;
+	for (unsigned k = 0; k < ss; k += 4)
+		if (exfat_get_le32(cs + k) != sum) {
+			*why = "boot checksum sector does not match the region";
+			return -1;
+		}
+	return 0;
+}
+
+bool exfat_boot_regions_equal(const void *a_buf, const void *b_buf, unsigned ss)
+{
+	const uint8_t *a = a_buf, *b = b_buf;
+	for (size_t k = 0; k < (size_t)EXFAT_BOOT_REGION_SECTORS * ss; k++)
+		if (a[k] != b[k] && k != 106 && k != 107 && k != 112)
+			return false;
+	return true;
+}
+
 /* ---- geometry ----------------------------------------------------------- */
 static uint64_t round_up(uint64_t v, uint64_t align)
 {

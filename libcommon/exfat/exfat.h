@@ -243,6 +243,13 @@ uint16_t exfat_name_hash(const uint16_t *upcased, unsigned len);
  * consistency (not the checksum, not the device size). Returns 0, or -1 with
  * a static one-line reason in *why. */
 int exfat_boot_sector_check(const struct exfat_boot_sector *bs, const char **why);
+/* Checks a whole boot region (12 sectors of ss bytes at `region`): its boot
+ * sector as above and of sector size ss, the extended boot signatures and
+ * the checksum sector. Returns 0, or -1 with a static reason in *why. */
+int exfat_boot_region_check(const void *region, unsigned ss, const char **why);
+/* Two boot regions of ss-byte sectors are equal but for VolumeFlags and
+ * PercentInUse (which only the main region keeps up to date). */
+bool exfat_boot_regions_equal(const void *a, const void *b, unsigned ss);
 /* Handy derived values (only meaningful after a successful check). */
 static inline unsigned exfat_sector_size(const struct exfat_boot_sector *bs) { return 1u << bs->sector_shift; }
 static inline uint64_t exfat_cluster_size(const struct exfat_boot_sector *bs)

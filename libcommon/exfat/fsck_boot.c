@@ -12,39 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int check_region(const uint8_t *region, unsigned ss, const char **why)
-{
-	const struct exfat_boot_sector *bs = (const void *)region;
-	if (exfat_boot_sector_check(bs, why) < 0)
-		return -1;
-	if (exfat_sector_size(bs) != ss) {
-		*why = "sector size differs";
-		return -1;
-	}
-	for (unsigned s = 1; s <= EXFAT_EXT_BOOT_SECTORS; s++)
-		if (exfat_get_le32(region + (s + 1) * ss - 4) != 0xAA550000u) {
-			*why = "an extended boot sector has no 0xAA550000 signature";
-			return -1;
-		}
-	uint32_t sum = exfat_boot_checksum(region, ss);
-	const uint8_t *cs = region + EXFAT_BOOT_CHECKSUM_SECTOR * ss;
-	for (unsigned k = 0; k < ss; k += 4)
-		if (exfat_get_le32(cs + k) != sum) {
-			*why = "boot checksum sector does not match the region";
-			return -1;
-		}
-	return 0;
-}
-
-/* The regions equal except for VolumeFlags and PercentInUse. */
-static bool regions_equal(const uint8_t *a, const uint8_t *b, unsigned ss)
-{
-	for (size_t k = 0; k < (size_t)EXFAT_BOOT_REGION_SECTORS * ss; k++)
-		if (a[k] != b[k] && k != 106 && k != 107 && k != 112)
-			return false;
-	return true;
-}
-
 int fsck_check_boot(struct vol *v)
 {
 	const size_t max = (size_t)EXFAT_BOOT_REGION_SECTORS * 4096;
@@ -62,7 +29,7 @@ int fsck_check_boot(struct vol *v)
 	bool main_ok = false, backup_ok = false;
 	if (mbs->sector_shift >= EXFAT_MIN_SECTOR_SHIFT && mbs->sector_shift <= EXFAT_MAX_SECTOR_SHIFT) {
 		ss = 1u << mbs->sector_shift;
-		main_ok = check_region(mainr, ss, &main_why) == 0;
+		main_ok = exfat_boot_region_check(mainr, ss, &main_why) == 0;
 	} else {
 		main_why = "BytesPerSectorShift out of range 9..12";
 	}
@@ -72,7 +39,7 @@ int fsck_check_boot(struct vol *v)
 			goto out;
 		const struct exfat_boot_sector *b = (const void *)backup;
 		if (b->sector_shift == __builtin_ctz(s) || ss) {
-			backup_ok = check_region(backup, s, &backup_why) == 0;
+			backup_ok = exfat_boot_region_check(backup, s, &backup_why) == 0;
 			if (backup_ok || ss) {
 				if (!ss || backup_ok)
 					ss = backup_ok ? s : ss;
@@ -100,7 +67,7 @@ int fsck_check_boot(struct vol *v)
 		goto out;
 	}
 	v->boot_writable = true;
-	if (!main_ok || (v->o->use_backup && backup_ok && !regions_equal(mainr, backup, ss))) {
+	if (!main_ok || (v->o->use_backup && backup_ok && !exfat_boot_regions_equal(mainr, backup, ss))) {
 		memcpy(v->boot, backup, rlen);
 		v->bs = (struct exfat_boot_sector *)v->boot;
 		if (fsck_problem(v, "boot-region", "", 0, true, "restore the main boot region from the backup",
@@ -120,7 +87,7 @@ int fsck_check_boot(struct vol *v)
 			if (fsck_problem(v, "backup-boot-region", "", (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * ss, true,
 					 "rewrite the backup from the main region", "backup boot region damaged: %s", backup_why))
 				fsck_dev_write(v, (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * ss, v->boot, rlen);
-		} else if (!regions_equal(mainr, backup, ss)) {
+		} else if (!exfat_boot_regions_equal(mainr, backup, ss)) {
 			if (fsck_problem(v, "backup-boot-region", "", (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * ss, true,
 					 "rewrite the backup from the main region",
 					 "backup boot region differs from the main region"))
