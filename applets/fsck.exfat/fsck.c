@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,22 +183,6 @@ static int refuse_if_mounted(int fd, const char *dev, bool writing)
 	}
 	kb_warn("warning: %s is mounted on %s: the check may see stale data", dev, where);
 	return 0;
-}
-
-/* An undo file is created (truncated) before the repair: it must not be the
- * device itself, under any name, nor the file behind a loop device. */
-static void refuse_undo_path(const char *undo_path, const char *dev, const struct stat *dev_st)
-{
-	struct stat st;
-	if (stat(undo_path, &st) < 0)
-		return; /* created new */
-	if (!S_ISREG(st.st_mode))
-		kb_die(EXIT_USAGE, "%s: an undo file must be a regular file", undo_path);
-	if (st.st_dev == dev_st->st_dev && st.st_ino == dev_st->st_ino)
-		kb_die(EXIT_USAGE, "%s: the undo file would be %s itself", undo_path, dev);
-	char loop[64];
-	if (kb_loop_backing(&st, loop, sizeof(loop)))
-		kb_die(EXIT_USAGE, "%s: the undo file backs %s; it would overwrite that device", undo_path, loop);
 }
 
 /* Opens the device or image, or exits with the reason. */
@@ -393,7 +378,9 @@ static int fsck_exfat_main(int argc, char **argv)
 	if (kb_dev_size(fd, &size) < 0)
 		kb_die_errno(EXIT_OPERATIONAL, "%s: size", dev);
 	if (undo_path) {
-		refuse_undo_path(undo_path, dev, &st);
+		char err[PATH_MAX * 2 + 80];
+		if (kb_undo_path_check(undo_path, dev, &st, err, sizeof(err)) < 0)
+			kb_die(EXIT_USAGE, "%s", err);
 		opts.undo = kb_undo_create(undo_path, fd, 4096, size);
 		if (!opts.undo)
 			kb_die_errno(EXIT_OPERATIONAL, "%s: undo file", undo_path);

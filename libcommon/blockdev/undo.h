@@ -15,9 +15,18 @@
 #define KBOX_UNDO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct kb_undo;
+struct stat;
+
+/* An undo file is created (truncated) before the first write: refuses a path
+ * that exists and is not a regular file, is the device itself under any
+ * name (dev_st: its fstat), or backs a loop device. 0, or -1 with a one-line
+ * reason in err. */
+int kb_undo_path_check(const char *undo_path, const char *dev, const struct stat *dev_st, char *err,
+		       size_t err_len);
 
 /* Creates (truncates) path for undo records of device fd. Returns NULL with
  * errno set on failure. block_size is a power of two, 512..1 MiB. */
