@@ -1,4 +1,5 @@
-/* Volume label, serial and GUID (see exfat_label.h). */
+/* Volume labels and GUIDs as text (see exfat_label.h); no disk access here,
+ * so mkfs.exfat links none of exfat_label_volume.c's. */
 #include "exfat/exfat_label.h"
 
 #include "base/utf.h"
@@ -6,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 int exfat_label_from_utf8(const char *utf8, uint16_t label[EXFAT_MAX_LABEL_LEN], unsigned *len,
 			  char *err, size_t err_len)
@@ -27,4 +29,30 @@ int exfat_label_from_utf8(const char *utf8, uint16_t label[EXFAT_MAX_LABEL_LEN],
 	}
 	*len = (unsigned)n;
 	return 0;
+}
+
+void exfat_label_to_utf8(const uint16_t *label, unsigned len, char out[EXFAT_LABEL_UTF8_MAX])
+{
+	size_t n;
+	if (kb_utf16_to_utf8(label, len, out, EXFAT_LABEL_UTF8_MAX, &n, true) < 0)
+		out[0] = '\0';
+}
+
+int exfat_guid_random(uint8_t guid[16])
+{
+	uint8_t b[16];
+	for (size_t got = 0; got < sizeof(b);) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+		if (n < 0 && errno != EINTR)
+			return -1;
+		got += n > 0 ? (size_t)n : 0;
+	}
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);   /* version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
+	/* Text order to on-disk order through the text form, as -U GUID goes. */
+	char text[37];
+	snprintf(text, sizeof(text), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+		 b[14], b[15]);
+	return exfat_guid_parse(text, guid);
 }
