@@ -128,8 +128,8 @@ load test_helper
 		assert_output --regexp "^$name \(kbox\)"
 		ls "$dest/usr/share/man/man"?/"$name".[18] >/dev/null
 	done < <(kb --list-full)
-	# mkfs.exfat and fsck.exfat live in sbin, like every mkfs/fsck.
-	for a in mkfs.exfat fsck.exfat; do
+	# The exFAT tools live in sbin, like every mkfs/fsck.
+	for a in mkfs.exfat fsck.exfat tune.exfat; do
 		kb --list | grep -qx "$a" || continue
 		assert_link_exist "$dest/usr/sbin/$a"
 	done
