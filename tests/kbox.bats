@@ -129,7 +129,7 @@ load test_helper
 		ls "$dest/usr/share/man/man"?/"$name".[18] >/dev/null
 	done < <(kb --list-full)
 	# The exFAT tools live in sbin, like every mkfs/fsck.
-	for a in mkfs.exfat fsck.exfat tune.exfat; do
+	for a in mkfs.exfat fsck.exfat tune.exfat exfatlabel; do
 		kb --list | grep -qx "$a" || continue
 		assert_link_exist "$dest/usr/sbin/$a"
 	done
