@@ -5,13 +5,6 @@
 # recheck (kbox and Debian's exfatprogs) and that kept files are unchanged.
 load test_helper
 
-loc() { "$KBOX_TESTBIN/exfat-locate" "$IMG" "$@"; }
-# poke OFFSET BYTE...: writes bytes (hex) at OFFSET.
-poke() {
-	local off=$1 hex="" byte; shift
-	for byte in "$@"; do hex+="\\x$byte"; done
-	printf "$hex" | dd of="$IMG" bs=1 seek="$off" conv=notrunc status=none
-}
 le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
 le64() { le32 $(($1 & 0xffffffff)); printf ' '; le32 $(($1 >> 32)); }
 field() { loc entry "$1" | cut -d' ' -f"$2"; }   # 1 offset, 2 first cluster, 3 size

@@ -31,3 +31,13 @@ outputs_are() {
 	done
 	[ "$rows" -gt 0 ] || fail "outputs_are $*: empty table"
 }
+
+# exFAT images, for suites that inspect or damage the image $IMG:
+# loc ARGS... runs tests/progs/exfat-locate on it; poke OFFSET BYTE... writes
+# bytes (hex) at OFFSET.
+loc() { "$KBOX_TESTBIN/exfat-locate" "$IMG" "$@"; }
+poke() {
+	local off=$1 hex="" byte; shift
+	for byte in "$@"; do hex+="\\x$byte"; done
+	printf "$hex" | dd of="$IMG" bs=1 seek="$off" conv=notrunc status=none
+}
