@@ -5,6 +5,7 @@
  * anything for the second check to find is a failure too. */
 #include "exfat/exfat_fsck.h"
 #include "blockdev/undo.h"
+#include "fuzz_volume.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,9 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > VOLUME_BYTES)
 		return 0;
-	int fd = memfd_create("volume", 0), undo_fd = memfd_create("undo", 0);
-	if (fd < 0 || undo_fd < 0 || ftruncate(fd, VOLUME_BYTES) < 0 ||
-	    pwrite(fd, data, size, 0) != (ssize_t)size)
+	int fd = fuzz_volume(data, size, VOLUME_BYTES), undo_fd = memfd_create("undo", 0);
+	if (undo_fd < 0)
 		abort();
 	struct exfat_fsck_result r;
 	struct exfat_fsck_opts check = { 0 };

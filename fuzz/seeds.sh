@@ -2,6 +2,7 @@
 # Makes fuzzing seeds, one folder per target under OUTDIR:
 #   fsck_exfat: small exFAT volumes (512-byte clusters, 4 KiB alignment, so
 #     every structure lies in the first 48 KiB) cut to their first 48 KiB;
+#   exfat_label: the same, and one whose root directory has no free entry;
 #   undo: undo files of real repairs (one complete, one from a run killed part
 #     way), each also with byte 40 set so the harness keeps its CRCs right;
 #   kmsg: the split-lock log forms of the tests' fixtures, line by line too.
@@ -22,6 +23,13 @@ for i in 1 2 3 4 5 6; do echo "$i" > "$tmp/tree/dir/n$i"; done
 for img in "$tmp"/*.img; do
 	head -c 49152 "$img" > "$out/fsck_exfat/$(basename "$img" .img)"
 done
+# exfat_label: the same volumes, and one whose root directory is full (label,
+# bitmap, up-case and files of 3+3+3+4 entries in one 512-byte cluster).
+mkdir -p "$out/exfat_label" "$tmp/full"
+cp "$out"/fsck_exfat/* "$out/exfat_label/"
+for f in one two three a-name-of-20-chars; do echo "$f" > "$tmp/full/$f"; done
+"$kbox" mkfs.exfat -q -b 4K -c 512 -d "$tmp/full" "$tmp/full.img" 1M
+head -c 49152 "$tmp/full.img" > "$out/exfat_label/full"
 
 # Undo files: damage the checksum of /a.txt's entry set, then repair with -z
 # (whole, and killed at a 6000-byte file limit). The entry is found with the

@@ -442,3 +442,18 @@ set_and_read_back() {
 	done
 	[ "$n" -gt 0 ]
 }
+
+@test "libFuzzer: a short run over mutated volumes finds no crash, no clean volume made unclean, no inexact rollback" {
+	require_cmd clang
+	require_applet mkfs.exfat
+	run make -s -C "$KBOX_ROOT/fuzz" build/exfat_label_fuzz
+	[ "$status" -eq 0 ] || skip "cannot build the fuzzer here: ${output##*$'\n'}"
+	bash "$KBOX_ROOT/fuzz/seeds.sh" "$KBOX" "$BATS_TEST_TMPDIR/seeds"
+	[ -s "$BATS_TEST_TMPDIR/seeds/exfat_label/full" ]
+	mkdir -p "$BATS_TEST_TMPDIR/corpus"
+	run -0 env FSCK_FUZZ_STRICT=1 "$KBOX_ROOT/fuzz/build/exfat_label_fuzz" -max_total_time=8 -max_len=65536 \
+		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$BATS_TEST_TMPDIR/corpus" \
+		"$BATS_TEST_TMPDIR/seeds/exfat_label"
+	assert_output --partial "Done"
+	assert_output --partial "stat::number_of_executed_units"
+}
