@@ -157,6 +157,25 @@ static int file_is_mount_source(const struct stat *st, char *where, size_t len)
 	return hit;
 }
 
+int kb_mounts_each(const char *fstype, int (*fn)(const struct kb_mount *m, void *arg), void *arg)
+{
+	struct libmnt_table *tb = mnt_new_table_from_file("/proc/self/mountinfo");
+	if (!tb)
+		return -1;
+	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_fs *fs;
+	int rc = 0;
+	while (it && mnt_table_next_fs(tb, it, &fs) == 0) {
+		const char *type = mnt_fs_get_fstype(fs);
+		struct kb_mount m = { mnt_fs_get_target(fs), mnt_fs_get_fs_options(fs) };
+		if (type && !strcmp(type, fstype) && m.target && (rc = fn(&m, arg)) != 0)
+			break;
+	}
+	mnt_free_iter(it);
+	mnt_unref_table(tb);
+	return rc;
+}
+
 int kb_mounted_at(const struct stat *st, char *where, size_t len)
 {
 	if (S_ISREG(st->st_mode)) {

@@ -1,5 +1,6 @@
 /* Is a device or image in use? Mount state from libmount, loop devices
- * from sysfs. */
+ * from sysfs. Also the mount table itself, for whoever needs to find a
+ * mount (cgroup/): every libmount call of kbox is in mounted.c. */
 #ifndef KBOX_MOUNTED_H
 #define KBOX_MOUNTED_H
 
@@ -15,5 +16,15 @@ int kb_mounted_at(const struct stat *st, char *where, size_t len);
 /* For a regular file: 1 with "/dev/loopN" in dev if a loop device is backed
  * by it, else 0. */
 int kb_loop_backing(const struct stat *st, char *dev, size_t len);
+
+/* One entry of the mount table, as kb_mounts_each passes it. */
+struct kb_mount {
+	const char *target;     /* the mount point */
+	const char *fs_options; /* the superblock's options: "rw,nsdelegate" */
+};
+/* Calls fn for every mount of type fstype in /proc/self/mountinfo, in order,
+ * until fn returns non-zero; returns that value, 0 when none did, or -1 with
+ * errno when the table cannot be read. */
+int kb_mounts_each(const char *fstype, int (*fn)(const struct kb_mount *m, void *arg), void *arg);
 
 #endif

@@ -1,15 +1,15 @@
-/* cgroup v2 access: mount discovery (libmount), control files with
- * diagnosed failures, creation/removal, statistics, and spawning a command
- * directly inside a cgroup with clone3(CLONE_INTO_CGROUP). */
+/* cgroup v2 access: mount discovery (statfs, then the mount table), control
+ * files with diagnosed failures, creation/removal, statistics, and spawning a
+ * command directly inside a cgroup with clone3(CLONE_INTO_CGROUP). */
 #include "cgroup/cgroup.h"
 #include "base/clock.h"
 #include "base/readfile.h"
 #include "base/syscalls.h"
+#include "blockdev/mounted.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libmount.h>
 #include <linux/magic.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -57,23 +57,17 @@ static void copy_str(char *out, size_t len, const char *s)
 	snprintf(out, len, "%s", s ? s : "");
 }
 
-/* Calls fn for each mount of the given type; stops when fn returns non-zero. */
-static int for_each_mount(const char *fstype, int (*fn)(struct libmnt_fs *fs, void *arg), void *arg)
+/* Whether a comma-separated option list has the option. */
+static bool option_listed(const char *options, const char *option)
 {
-	struct libmnt_table *tb = mnt_new_table_from_file("/proc/self/mountinfo");
-	if (!tb)
-		return -1;
-	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
-	struct libmnt_fs *fs;
-	int rc = 0;
-	while (it && mnt_table_next_fs(tb, it, &fs) == 0) {
-		const char *type = mnt_fs_get_fstype(fs);
-		if (type && !strcmp(type, fstype) && (rc = fn(fs, arg)) != 0)
-			break;
+	size_t n = strlen(option);
+	for (const char *s = options ? options : ""; *s;) {
+		const char *end = strchrnul(s, ',');
+		if ((size_t)(end - s) == n && !strncmp(s, option, n))
+			return true;
+		s = *end ? end + 1 : end;
 	}
-	mnt_free_iter(it);
-	mnt_unref_table(tb);
-	return rc;
+	return false;
 }
 
 static bool is_cgroup2(const char *dir)
@@ -82,14 +76,11 @@ static bool is_cgroup2(const char *dir)
 	return statfs(dir, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
 }
 
-static int first_cgroup2(struct libmnt_fs *fs, void *arg)
+static int first_cgroup2(const struct kb_mount *mnt, void *arg)
 {
 	struct kb_cgroup_mount *m = arg;
-	const char *target = mnt_fs_get_target(fs);
-	if (!target)
-		return 0;
-	copy_str(m->path, sizeof(m->path), target);
-	copy_str(m->options, sizeof(m->options), mnt_fs_get_fs_options(fs));
+	copy_str(m->path, sizeof(m->path), mnt->target);
+	copy_str(m->options, sizeof(m->options), mnt->fs_options);
 	m->options_read = true;
 	return 1;
 }
@@ -105,7 +96,7 @@ int kb_cgroup_find_mount(struct kb_cgroup_mount *m, struct kb_cgroup_err *e)
 			copy_str(m->path, sizeof(m->path), usual[i]);
 			return 0;
 		}
-	int rc = for_each_mount("cgroup2", first_cgroup2, m);
+	int rc = kb_mounts_each("cgroup2", first_cgroup2, m);
 	if (rc < 0)
 		return fail(e, errno ? errno : EIO, "cannot read /proc/self/mountinfo: %s", strerror(errno));
 	if (rc == 0)
@@ -121,18 +112,16 @@ struct options_search {
 /* The mount holding m->path (which --root may set below a mount point): the
  * longest target that is the path or one of its parents; for one target the
  * last mount, the visible one. */
-static int options_at(struct libmnt_fs *fs, void *arg)
+static int options_at(const struct kb_mount *mnt, void *arg)
 {
 	struct options_search *os = arg;
-	const char *target = mnt_fs_get_target(fs), *path = os->m->path;
-	if (!target)
-		return 0;
+	const char *target = mnt->target, *path = os->m->path;
 	size_t tl = strlen(target);
 	bool holds = !strcmp(target, "/") ||
 		     (!strncmp(path, target, tl) && (path[tl] == '\0' || path[tl] == '/'));
 	if (holds && tl + 1 >= os->best) {
 		os->best = tl + 1;
-		copy_str(os->m->options, sizeof(os->m->options), mnt_fs_get_fs_options(fs));
+		copy_str(os->m->options, sizeof(os->m->options), mnt->fs_options);
 	}
 	return 0;
 }
@@ -157,21 +146,14 @@ const char *kb_cgroup_mount_options(struct kb_cgroup_mount *m)
 	if (!m->options_read) {
 		m->options_read = true;
 		struct options_search os = { .m = m };
-		for_each_mount("cgroup2", options_at, &os);
+		kb_mounts_each("cgroup2", options_at, &os);
 	}
 	return m->options;
 }
 
 bool kb_cgroup_mount_has_option(struct kb_cgroup_mount *m, const char *option)
 {
-	size_t n = strlen(option);
-	for (const char *s = kb_cgroup_mount_options(m); *s;) {
-		const char *end = strchrnul(s, ',');
-		if ((size_t)(end - s) == n && !strncmp(s, option, n))
-			return true;
-		s = *end ? end + 1 : end;
-	}
-	return false;
+	return option_listed(kb_cgroup_mount_options(m), option);
 }
 
 /* Whether path, or its nearest existing ancestor, lies on a cgroup v1 mount. */
@@ -308,12 +290,13 @@ struct v1_lookup {
 	size_t len;
 };
 
-static int find_v1(struct libmnt_fs *fs, void *arg)
+/* A v1 hierarchy names its controllers among the superblock options. */
+static int find_v1(const struct kb_mount *mnt, void *arg)
 {
 	struct v1_lookup *l = arg;
-	if (mnt_fs_get_option(fs, l->controller, NULL, NULL) != 0)
+	if (!option_listed(mnt->fs_options, l->controller))
 		return 0;
-	copy_str(l->out, l->len, mnt_fs_get_target(fs));
+	copy_str(l->out, l->len, mnt->target);
 	return 1;
 }
 
@@ -321,7 +304,7 @@ void kb_cgroup_v1_mount(const char *controller, char *out, size_t len)
 {
 	struct v1_lookup l = { !strcmp(controller, "io") ? "blkio" : controller, out, len };
 	out[0] = '\0';
-	for_each_mount("cgroup", find_v1, &l);
+	kb_mounts_each("cgroup", find_v1, &l);
 }
 
 void kb_cgroup_v1_controllers(char *out, size_t len)
