@@ -1,4 +1,4 @@
-/* Streaming zstd compression (see zstd_stream.h). */
+/* zstd streams and blocks (see zstd_stream.h). */
 #include "base/zstd_stream.h"
 
 #include <errno.h>
@@ -7,6 +7,7 @@
 
 struct kb_zstd {
 	ZSTD_CCtx *cctx;
+	int level;                      /* of blocks */
 	int (*write)(void *arg, const void *buf, size_t len);
 	void *arg;
 	void *out;
@@ -77,4 +78,44 @@ void kb_zstd_free(struct kb_zstd *z)
 int kb_zstd_max_level(void)
 {
 	return ZSTD_maxCLevel();
+}
+
+size_t kb_zstd_block_bound(size_t len)
+{
+	return ZSTD_compressBound(len);
+}
+
+struct kb_zstd *kb_zstd_block_open(int level)
+{
+	struct kb_zstd *z = calloc(1, sizeof(*z));
+	if (!z)
+		return NULL;
+	z->cctx = ZSTD_createCCtx();
+	z->level = level;
+	if (!z->cctx) {
+		free(z);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return z;
+}
+
+ssize_t kb_zstd_block_pack(struct kb_zstd *z, void *dst, size_t cap, const void *src, size_t len)
+{
+	size_t n = ZSTD_compressCCtx(z->cctx, dst, cap, src, len, z->level);
+	if (ZSTD_isError(n)) {
+		errno = EIO;
+		return -1;
+	}
+	return (ssize_t)n;
+}
+
+ssize_t kb_zstd_block_unpack(void *dst, size_t cap, const void *src, size_t len)
+{
+	size_t n = ZSTD_decompress(dst, cap, src, len);
+	if (ZSTD_isError(n)) {
+		errno = EBADMSG;
+		return -1;
+	}
+	return (ssize_t)n;
 }

@@ -1,6 +1,7 @@
-/* Undo files (see undo.h). All zstd calls of kbox live here. */
+/* Undo files (see undo.h); blocks are compressed by base/zstd_stream.c. */
 #include "blockdev/undo.h"
 
+#include "base/zstd_stream.h"
 #include "blockdev/blockdev.h"
 
 #include <errno.h>
@@ -10,7 +11,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #define UNDO_MAGIC "KBOXUNDO"
 #define UNDO_VERSION 1
@@ -35,7 +35,7 @@ struct kb_undo {
 	size_t nslots;
 	uint8_t *block, *packed;
 	size_t packed_cap;
-	ZSTD_CCtx *cctx;
+	struct kb_zstd *zstd;
 };
 
 static uint32_t crc_table[256];
@@ -119,15 +119,15 @@ struct kb_undo *kb_undo_create(const char *path, int dev_fd, uint32_t block_size
 	u->nslots = 1024;
 	u->slots = calloc(u->nslots, sizeof(*u->slots));
 	u->block = malloc(block_size);
-	u->packed_cap = ZSTD_compressBound(block_size);
+	u->packed_cap = kb_zstd_block_bound(block_size);
 	u->packed = malloc(u->packed_cap);
-	u->cctx = ZSTD_createCCtx();
+	u->zstd = kb_zstd_block_open(UNDO_ZSTD_LEVEL);
 	u->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (!u->slots || !u->block || !u->packed || !u->cctx || u->fd < 0) {
+	if (!u->slots || !u->block || !u->packed || !u->zstd || u->fd < 0) {
 		int e = u->fd < 0 ? errno : ENOMEM;
 		if (u->fd >= 0)
 			close(u->fd);
-		ZSTD_freeCCtx(u->cctx);
+		kb_zstd_free(u->zstd);
 		free(u->slots), free(u->block), free(u->packed), free(u);
 		errno = e;
 		return NULL;
@@ -137,7 +137,7 @@ struct kb_undo *kb_undo_create(const char *path, int dev_fd, uint32_t block_size
 	if (kb_pwrite_full(u->fd, h, sizeof(h), 0) < 0 || fsync(u->fd) < 0) {
 		int e = errno;
 		close(u->fd);
-		ZSTD_freeCCtx(u->cctx);
+		kb_zstd_free(u->zstd);
 		free(u->slots), free(u->block), free(u->packed), free(u);
 		errno = e;
 		return NULL;
@@ -177,11 +177,9 @@ static int save_block(struct kb_undo *u, uint64_t block)
 	uint32_t len = block_length(u->block_size, u->dev_size, block);
 	if (kb_pread_full(u->dev_fd, u->block, len, block * u->block_size) < 0)
 		return -1;
-	size_t packed = ZSTD_compressCCtx(u->cctx, u->packed, u->packed_cap, u->block, len, UNDO_ZSTD_LEVEL);
-	if (ZSTD_isError(packed)) {
-		errno = EIO;
+	ssize_t packed = kb_zstd_block_pack(u->zstd, u->packed, u->packed_cap, u->block, len);
+	if (packed < 0)
 		return -1;
-	}
 	uint8_t head[UNDO_RECORD_HEAD];
 	put64(head, block);
 	put32(head + 8, (uint32_t)packed);
@@ -250,7 +248,7 @@ int kb_undo_close(struct kb_undo *u)
 	}
 	if (close(u->fd) < 0 && !rc)
 		rc = -1, err = errno;
-	ZSTD_freeCCtx(u->cctx);
+	kb_zstd_free(u->zstd);
 	free(u->slots), free(u->block), free(u->packed), free(u);
 	errno = err;
 	return rc;
@@ -312,8 +310,8 @@ static int read_record(int fd, const struct kb_undo_info *info, uint64_t *at, ui
 		return -1;
 	}
 	*len = block_length(info->block_size, info->dev_size, *blk);
-	size_t got = ZSTD_decompress(block, info->block_size, packed, plen);
-	if (ZSTD_isError(got) || got != *len || crc32_buf(block, *len) != get32(head + 12)) {
+	ssize_t got = kb_zstd_block_unpack(block, info->block_size, packed, plen);
+	if (got < 0 || (size_t)got != *len || crc32_buf(block, *len) != get32(head + 12)) {
 		errno = EBADMSG;
 		return -1;
 	}
@@ -408,7 +406,7 @@ int kb_undo_rollback(const char *path, int dev_fd, uint64_t dev_size, bool force
 		err = ESTALE;
 		goto out;
 	}
-	size_t packed_cap = ZSTD_compressBound(info.block_size);
+	size_t packed_cap = kb_zstd_block_bound(info.block_size);
 	packed = malloc(packed_cap);
 	block = malloc(info.block_size);
 	current = malloc(info.block_size);
