@@ -72,6 +72,11 @@ int kb_usage_exit_code(void)
 	return kb_applet && kb_applet->usage_exit ? kb_applet->usage_exit : 2;
 }
 
+int kb_error_exit_code(void)
+{
+	return kb_applet && kb_applet->error_exit ? kb_applet->error_exit : 1;
+}
+
 void kb_help_exit(void)
 {
 	if (kb_applet && kb_applet->usage)

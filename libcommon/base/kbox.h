@@ -17,6 +17,9 @@ struct applet {
 	const char *usage;     /* full --help text, printed as is */
 	const char *dir;       /* install directory: "bin" or "sbin" */
 	int usage_exit;        /* exit code for a bad option; 0 means 2 */
+	int error_exit;        /* exit code for an operational error; 0 means 1 */
+	unsigned libs;         /* the shared libraries it may open: KB_LIB_BIT(KB_LIB_...)
+	                          | ..., see base/libraries.h */
 };
 
 /* The running applet (set by the dispatcher before main is called). */
@@ -36,6 +39,8 @@ _Noreturn void kb_version_exit(void);   /* "APPLET (kbox) VERSION", exit 0 */
 /* "APPLET: message" then "Try 'APPLET --help'..." on stderr; exit usage_exit. */
 _Noreturn void kb_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int kb_usage_exit_code(void);
+/* The running applet's exit code for an operational error (1 by default). */
+int kb_error_exit_code(void);
 
 #define KB_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
