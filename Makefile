@@ -1,6 +1,6 @@
 # kbox — GNU make only.
 #   make                      build ./kbox with every applet
-#   make APPLETS="a b"        build with only those applets (and only their libraries)
+#   make APPLETS="a b"        build with only those applets (and only their libraries' notes)
 #   make check                install missing deps, build, run every test suite
 #   make install PREFIX=/usr/local DESTDIR=...
 #   make deps | bench | asan | fuzz | demo | clean
@@ -9,15 +9,14 @@ VERSION   := 0.1.0
 CC        := gcc
 CFLAGS    ?= -O2 -g
 WARNINGS  := -Wall -Wextra -Werror
+# The libraries are opened on first use (libcommon/base/libraries.c), never
+# linked: only their headers are needed, to compile.
 PKGS      := mount blkid libgpiod libzstd fdisk
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = -std=gnu11 $(WARNINGS) $(CFLAGS) -D_GNU_SOURCE -DKBOX_VERSION='"$(VERSION)"' \
              -Ilibcommon $(PKG_CFLAGS)
-# --as-needed: an applet set that never calls into a library does not link it,
-# so `make APPLETS=...` drops unneeded libraries without a per-applet list.
 ALL_LDFLAGS = -Wl,--as-needed $(LDFLAGS)
-LDLIBS    := $(PKG_LIBS) -lpthread
+LDLIBS    :=
 
 # An applet is applets/NAME.c or a folder applets/NAME/.
 ALL_APPLETS := $(sort $(basename $(notdir $(filter-out applets/main.c,$(wildcard applets/*.c)))) \

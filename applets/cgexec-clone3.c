@@ -4,6 +4,7 @@
 #include "cgroup/cgroup.h"
 #include "base/json.h"
 #include "base/kbox.h"
+#include "base/libraries.h"
 #include "base/parse.h"
 #include "proc/procinfo.h"
 
@@ -463,4 +464,6 @@ const struct applet applet_cgexec_clone3 = {
 	.usage = usage,
 	.dir = "bin",
 	.usage_exit = EXIT_OWN,
+	.error_exit = EXIT_OWN,
+	.libs = KB_LIB_BIT(KB_LIB_MOUNT),
 };

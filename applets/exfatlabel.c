@@ -1,6 +1,7 @@
 /* exfatlabel: print or set an exFAT filesystem's label, or with -i its serial
  * number (exfatprogs' interface; tune.exfat does the same and more). */
 #include "base/kbox.h"
+#include "base/libraries.h"
 #include "base/parse.h"
 #include "exfat/exfat_label.h"
 
@@ -88,4 +89,5 @@ const struct applet applet_exfatlabel = {
 	.usage = usage,
 	.dir = "sbin",
 	.usage_exit = EXIT_USAGE,
+	.libs = KB_LIB_BIT(KB_LIB_MOUNT) | KB_LIB_BIT(KB_LIB_ZSTD),
 };

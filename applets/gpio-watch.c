@@ -3,6 +3,7 @@
 #include "gpio/gpio.h"
 #include "base/json.h"
 #include "base/kbox.h"
+#include "base/libraries.h"
 #include "base/parse.h"
 #include "base/shellcmd.h"
 
@@ -1116,4 +1117,5 @@ const struct applet applet_gpio_watch = {
 	.summary = "watch GPIO line requests, releases, reconfigurations and edges",
 	.usage = usage,
 	.dir = "bin",
+	.libs = KB_LIB_BIT(KB_LIB_GPIOD),
 };

@@ -1,6 +1,7 @@
 /* mkfs.exfat: create an exFAT filesystem on a block device or image file,
  * optionally inside a new partition table and populated from a directory. */
 #include "base/kbox.h"
+#include "base/libraries.h"
 #include "blockdev/blockdev.h"
 #include "exfat/exfat.h"
 #include "exfat/exfat_format.h"
@@ -489,4 +490,5 @@ const struct applet applet_mkfs_exfat = {
 	.usage = usage,
 	.dir = "sbin",
 	.usage_exit = 2,
+	.libs = KB_LIB_BIT(KB_LIB_MOUNT) | KB_LIB_BIT(KB_LIB_BLKID) | KB_LIB_BIT(KB_LIB_FDISK),
 };

@@ -2,6 +2,7 @@
  * filesystem, in place, with an optional undo file. */
 #include "base/json.h"
 #include "base/kbox.h"
+#include "base/libraries.h"
 #include "base/parse.h"
 #include "exfat/exfat_label.h"
 
@@ -219,4 +220,5 @@ const struct applet applet_tune_exfat = {
 	.usage = usage,
 	.dir = "sbin",
 	.usage_exit = EXIT_USAGE,
+	.libs = KB_LIB_BIT(KB_LIB_MOUNT) | KB_LIB_BIT(KB_LIB_ZSTD),
 };

@@ -1,6 +1,7 @@
 /* uffd-snapshot: a consistent core dump of a running process, which is
  * stopped only while its memory is write-protected. */
 #include "base/kbox.h"
+#include "base/libraries.h"
 #include "base/json.h"
 #include "base/outfile.h"
 #include "base/parse.h"
@@ -356,4 +357,5 @@ const struct applet applet_uffd_snapshot = {
 	.summary = "consistent core dump of a running process with a millisecond pause",
 	.usage = usage,
 	.dir = "bin",
+	.libs = KB_LIB_BIT(KB_LIB_ZSTD),
 };

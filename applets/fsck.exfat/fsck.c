@@ -3,6 +3,7 @@
 #include "exfat/exfat_fsck.h"
 #include "base/json.h"
 #include "base/kbox.h"
+#include "base/libraries.h"
 #include "blockdev/mounted.h"
 #include "blockdev/undo.h"
 
@@ -440,4 +441,6 @@ const struct applet applet_fsck_exfat = {
 	.usage = usage,
 	.dir = "sbin",
 	.usage_exit = EXIT_USAGE,
+	.error_exit = EXIT_OPERATIONAL,
+	.libs = KB_LIB_BIT(KB_LIB_MOUNT) | KB_LIB_BIT(KB_LIB_ZSTD),
 };

@@ -1,11 +1,14 @@
 /* zstd streams and blocks (see zstd_stream.h). */
 #include "base/zstd_stream.h"
+#include "base/libraries.h"
 
 #include <errno.h>
 #include <stdlib.h>
-#include <zstd.h>
+
+KB_DLOPEN_NOTE(KB_LIBZSTD);
 
 struct kb_zstd {
+	const struct kb_libzstd *zstd;
 	ZSTD_CCtx *cctx;
 	int level;                      /* of blocks */
 	int (*write)(void *arg, const void *buf, size_t len);
@@ -17,33 +20,37 @@ struct kb_zstd {
 struct kb_zstd *kb_zstd_open(int level, int workers, int (*write)(void *arg, const void *buf, size_t len),
 			     void *arg)
 {
+	const struct kb_libzstd *zstd = kb_libzstd();
 	struct kb_zstd *z = calloc(1, sizeof(*z));
 	if (!z)
 		return NULL;
-	z->cctx = ZSTD_createCCtx();
-	z->out_size = ZSTD_CStreamOutSize();
+	z->zstd = zstd;
+	z->cctx = zstd->ZSTD_createCCtx();
+	z->out_size = zstd->ZSTD_CStreamOutSize();
 	z->out = malloc(z->out_size);
 	z->write = write;
 	z->arg = arg;
-	if (!z->cctx || !z->out || ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, level))) {
+	if (!z->cctx || !z->out ||
+	    zstd->ZSTD_isError(zstd->ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, level))) {
 		int e = z->cctx && z->out ? EINVAL : ENOMEM;
 		kb_zstd_free(z);
 		errno = e;
 		return NULL;
 	}
-	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1);
-	if (workers > 0 && ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_nbWorkers, workers)))
-		ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_nbWorkers, 0);
+	zstd->ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1);
+	if (workers > 0 && zstd->ZSTD_isError(zstd->ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_nbWorkers, workers)))
+		zstd->ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_nbWorkers, 0);
 	return z;
 }
 
 static int drive(struct kb_zstd *z, const void *buf, size_t len, ZSTD_EndDirective mode)
 {
+	const struct kb_libzstd *zstd = z->zstd;
 	ZSTD_inBuffer in = { buf, len, 0 };
 	for (;;) {
 		ZSTD_outBuffer o = { z->out, z->out_size, 0 };
-		size_t left = ZSTD_compressStream2(z->cctx, &o, &in, mode);
-		if (ZSTD_isError(left)) {
+		size_t left = zstd->ZSTD_compressStream2(z->cctx, &o, &in, mode);
+		if (zstd->ZSTD_isError(left)) {
 			errno = EIO;
 			return -1;
 		}
@@ -70,27 +77,29 @@ void kb_zstd_free(struct kb_zstd *z)
 {
 	if (!z)
 		return;
-	ZSTD_freeCCtx(z->cctx);
+	z->zstd->ZSTD_freeCCtx(z->cctx);
 	free(z->out);
 	free(z);
 }
 
 int kb_zstd_max_level(void)
 {
-	return ZSTD_maxCLevel();
+	return kb_libzstd()->ZSTD_maxCLevel();
 }
 
 size_t kb_zstd_block_bound(size_t len)
 {
-	return ZSTD_compressBound(len);
+	return kb_libzstd()->ZSTD_compressBound(len);
 }
 
 struct kb_zstd *kb_zstd_block_open(int level)
 {
+	const struct kb_libzstd *zstd = kb_libzstd();
 	struct kb_zstd *z = calloc(1, sizeof(*z));
 	if (!z)
 		return NULL;
-	z->cctx = ZSTD_createCCtx();
+	z->zstd = zstd;
+	z->cctx = zstd->ZSTD_createCCtx();
 	z->level = level;
 	if (!z->cctx) {
 		free(z);
@@ -102,8 +111,8 @@ struct kb_zstd *kb_zstd_block_open(int level)
 
 ssize_t kb_zstd_block_pack(struct kb_zstd *z, void *dst, size_t cap, const void *src, size_t len)
 {
-	size_t n = ZSTD_compressCCtx(z->cctx, dst, cap, src, len, z->level);
-	if (ZSTD_isError(n)) {
+	size_t n = z->zstd->ZSTD_compressCCtx(z->cctx, dst, cap, src, len, z->level);
+	if (z->zstd->ZSTD_isError(n)) {
 		errno = EIO;
 		return -1;
 	}
@@ -112,8 +121,9 @@ ssize_t kb_zstd_block_pack(struct kb_zstd *z, void *dst, size_t cap, const void 
 
 ssize_t kb_zstd_block_unpack(void *dst, size_t cap, const void *src, size_t len)
 {
-	size_t n = ZSTD_decompress(dst, cap, src, len);
-	if (ZSTD_isError(n)) {
+	const struct kb_libzstd *zstd = kb_libzstd();
+	size_t n = zstd->ZSTD_decompress(dst, cap, src, len);
+	if (zstd->ZSTD_isError(n)) {
 		errno = EBADMSG;
 		return -1;
 	}

@@ -2,15 +2,17 @@
  * image file that backs no loop device is looked up in the mount table's
  * source fields directly. */
 #include "blockdev/mounted.h"
+#include "base/libraries.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <libmount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+
+KB_DLOPEN_NOTE(KB_LIBMOUNT);
 
 static int same_file(const char *path, const struct stat *st)
 {
@@ -75,23 +77,25 @@ int kb_loop_backing(const struct stat *st, char *dev, size_t len)
 }
 
 struct mount_search {
+	const struct kb_libmount *mnt;
 	struct libmnt_table *tb;
 	char *where;
 	size_t len;
 };
 
-static int mounted_devno(struct libmnt_table *tb, dev_t devno, char *where, size_t len)
+static int mounted_devno(const struct kb_libmount *mnt, struct libmnt_table *tb, dev_t devno, char *where,
+			 size_t len)
 {
-	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_iter *it = mnt->mnt_new_iter(MNT_ITER_FORWARD);
 	struct libmnt_fs *fs;
 	int hit = 0;
-	while (it && !hit && mnt_table_next_fs(tb, it, &fs) == 0) {
-		if (mnt_fs_get_devno(fs) == devno && major(devno) != 0) {
-			snprintf(where, len, "%s", mnt_fs_get_target(fs));
+	while (it && !hit && mnt->mnt_table_next_fs(tb, it, &fs) == 0) {
+		if (mnt->mnt_fs_get_devno(fs) == devno && major(devno) != 0) {
+			snprintf(where, len, "%s", mnt->mnt_fs_get_target(fs));
 			hit = 1;
 		}
 	}
-	mnt_free_iter(it);
+	mnt->mnt_free_iter(it);
 	return hit;
 }
 
@@ -99,7 +103,7 @@ static int loop_mounted(dev_t devno, const char *name, void *arg)
 {
 	(void)name;
 	struct mount_search *ms = arg;
-	return mounted_devno(ms->tb, devno, ms->where, ms->len);
+	return mounted_devno(ms->mnt, ms->tb, devno, ms->where, ms->len);
 }
 
 /* Undoes the octal escapes (\040 for a space ...) of a mountinfo field, in
@@ -159,20 +163,21 @@ static int file_is_mount_source(const struct stat *st, char *where, size_t len)
 
 int kb_mounts_each(const char *fstype, int (*fn)(const struct kb_mount *m, void *arg), void *arg)
 {
-	struct libmnt_table *tb = mnt_new_table_from_file("/proc/self/mountinfo");
+	const struct kb_libmount *mnt = kb_libmount();
+	struct libmnt_table *tb = mnt->mnt_new_table_from_file("/proc/self/mountinfo");
 	if (!tb)
 		return -1;
-	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_iter *it = mnt->mnt_new_iter(MNT_ITER_FORWARD);
 	struct libmnt_fs *fs;
 	int rc = 0;
-	while (it && mnt_table_next_fs(tb, it, &fs) == 0) {
-		const char *type = mnt_fs_get_fstype(fs);
-		struct kb_mount m = { mnt_fs_get_target(fs), mnt_fs_get_fs_options(fs) };
+	while (it && mnt->mnt_table_next_fs(tb, it, &fs) == 0) {
+		const char *type = mnt->mnt_fs_get_fstype(fs);
+		struct kb_mount m = { mnt->mnt_fs_get_target(fs), mnt->mnt_fs_get_fs_options(fs) };
 		if (type && !strcmp(type, fstype) && m.target && (rc = fn(&m, arg)) != 0)
 			break;
 	}
-	mnt_free_iter(it);
-	mnt_unref_table(tb);
+	mnt->mnt_free_iter(it);
+	mnt->mnt_unref_table(tb);
 	return rc;
 }
 
@@ -183,32 +188,33 @@ int kb_mounted_at(const struct stat *st, char *where, size_t len)
 		if (!kb_loop_backing(st, loop, sizeof(loop)))
 			return file_is_mount_source(st, where, len);
 	}
-	struct libmnt_table *tb = mnt_new_table();
-	if (!tb || mnt_table_parse_mtab(tb, NULL) != 0) {
-		mnt_unref_table(tb);
+	const struct kb_libmount *mnt = kb_libmount();
+	struct libmnt_table *tb = mnt->mnt_new_table();
+	if (!tb || mnt->mnt_table_parse_mtab(tb, NULL) != 0) {
+		mnt->mnt_unref_table(tb);
 		errno = EIO;
 		return -1;
 	}
 	int hit = 0;
 	if (S_ISBLK(st->st_mode)) {
-		hit = mounted_devno(tb, st->st_rdev, where, len);
+		hit = mounted_devno(mnt, tb, st->st_rdev, where, len);
 	} else {
 		/* An image mounted directly (FUSE) names the file as its source. */
-		struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+		struct libmnt_iter *it = mnt->mnt_new_iter(MNT_ITER_FORWARD);
 		struct libmnt_fs *fs;
-		while (it && !hit && mnt_table_next_fs(tb, it, &fs) == 0) {
-			const char *src = mnt_fs_get_srcpath(fs);
+		while (it && !hit && mnt->mnt_table_next_fs(tb, it, &fs) == 0) {
+			const char *src = mnt->mnt_fs_get_srcpath(fs);
 			if (src && src[0] == '/' && same_file(src, st)) {
-				snprintf(where, len, "%s", mnt_fs_get_target(fs));
+				snprintf(where, len, "%s", mnt->mnt_fs_get_target(fs));
 				hit = 1;
 			}
 		}
-		mnt_free_iter(it);
+		mnt->mnt_free_iter(it);
 		if (!hit) {
-			struct mount_search ms = { tb, where, len };
+			struct mount_search ms = { mnt, tb, where, len };
 			hit = for_each_backing_loop(st, loop_mounted, &ms);
 		}
 	}
-	mnt_unref_table(tb);
+	mnt->mnt_unref_table(tb);
 	return hit;
 }

@@ -18,7 +18,8 @@ enum kb_parttable_kind { KB_PT_MBR, KB_PT_GPT };
  * With write, the table is written and, on a block device, the kernel is
  * asked to re-read it (a busy device is not an error); without, nothing is
  * written (a dry run to learn the partition's place). *start and *size get
- * the partition in bytes. Returns 0, or -1 with a one-line reason in err. */
+ * the partition in bytes. Returns 0, or -1 with a one-line reason in err
+ * (libfdisk that cannot be loaded is one). */
 int kb_parttable_single(int fd, const char *path, enum kb_parttable_kind kind, unsigned sector_size,
 			unsigned mbr_type, const char *gpt_type, bool write, uint64_t *start,
 			uint64_t *size, char *err, size_t err_len);

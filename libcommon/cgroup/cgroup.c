@@ -3,6 +3,7 @@
  * command directly inside a cgroup with clone3(CLONE_INTO_CGROUP). */
 #include "cgroup/cgroup.h"
 #include "base/clock.h"
+#include "base/libraries.h"
 #include "base/readfile.h"
 #include "base/syscalls.h"
 #include "blockdev/mounted.h"
@@ -304,6 +305,9 @@ void kb_cgroup_v1_mount(const char *controller, char *out, size_t len)
 {
 	struct v1_lookup l = { !strcmp(controller, "io") ? "blkio" : controller, out, len };
 	out[0] = '\0';
+	/* Only an error message asks: without libmount it says less. */
+	if (!kb_lib_open(KB_LIB_MOUNT))
+		return;
 	kb_mounts_each("cgroup", find_v1, &l);
 }
 

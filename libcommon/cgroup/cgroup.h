@@ -78,7 +78,8 @@ bool kb_cgroup_list_has(const char *list, const char *word);
 /* The v1 hierarchy a controller is bound to (from /proc/cgroups):
  * > 0 bound to v1, 0 usable by v2, -1 unknown to this kernel. */
 int kb_cgroup_v1_hierarchy(const char *controller);
-/* Where a v1-bound controller is mounted ("" when not mounted). */
+/* Where a v1-bound controller is mounted ("" when not mounted, or when
+ * libmount cannot be loaded: this only makes error messages precise). */
 void kb_cgroup_v1_mount(const char *controller, char *out, size_t len);
 /* The controllers bound to cgroup v1 hierarchies, space-separated. */
 void kb_cgroup_v1_controllers(char *out, size_t len);

@@ -1,35 +1,37 @@
 /* GPIO chip discovery and line lookup by name, through libgpiod 1.6.
  * Every libgpiod call of kbox lives in this file. */
 #include "gpio/gpio.h"
+#include "base/libraries.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <gpiod.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+KB_DLOPEN_NOTE(KB_LIBGPIOD);
 
 static void copy_name(char *dst, size_t len, const char *src)
 {
 	snprintf(dst, len, "%s", src ? src : "");
 }
 
-static int fill_chip(struct kb_gpio_chip *c, struct gpiod_chip *chip)
+static int fill_chip(const struct kb_libgpiod *gpiod, struct kb_gpio_chip *c, struct gpiod_chip *chip)
 {
 	memset(c, 0, sizeof(*c));
-	copy_name(c->name, sizeof(c->name), gpiod_chip_name(chip));
-	copy_name(c->label, sizeof(c->label), gpiod_chip_label(chip));
+	copy_name(c->name, sizeof(c->name), gpiod->gpiod_chip_name(chip));
+	copy_name(c->label, sizeof(c->label), gpiod->gpiod_chip_label(chip));
 	snprintf(c->path, sizeof(c->path), "/dev/%s", c->name);
 	c->number = (unsigned)strtoul(c->name + strlen("gpiochip"), NULL, 10);
-	c->num_lines = gpiod_chip_num_lines(chip);
+	c->num_lines = gpiod->gpiod_chip_num_lines(chip);
 	c->line_names = calloc(c->num_lines ? c->num_lines : 1, sizeof(*c->line_names));
 	if (!c->line_names)
 		return -1;
 	for (unsigned i = 0; i < c->num_lines; i++) {
-		struct gpiod_line *line = gpiod_chip_get_line(chip, i);
+		struct gpiod_line *line = gpiod->gpiod_chip_get_line(chip, i);
 		if (!line)
 			return -1;
-		copy_name(c->line_names[i], sizeof(c->line_names[i]), gpiod_line_name(line));
+		copy_name(c->line_names[i], sizeof(c->line_names[i]), gpiod->gpiod_line_name(line));
 	}
 	return 0;
 }
@@ -41,7 +43,7 @@ static int is_chip_node(const struct dirent *d)
 
 /* gpiod_chip_iter_new fails as a whole when one device cannot be opened;
  * find out which one so the error can name it. */
-static void find_unopenable(char *failed_path, size_t failed_len)
+static void find_unopenable(const struct kb_libgpiod *gpiod, char *failed_path, size_t failed_len)
 {
 	struct dirent **nodes;
 	int n = scandir("/dev", &nodes, is_chip_node, alphasort);
@@ -49,9 +51,9 @@ static void find_unopenable(char *failed_path, size_t failed_len)
 		return;
 	for (int i = 0; i < n; i++) {
 		if (!failed_path[0]) {
-			struct gpiod_chip *chip = gpiod_chip_open_by_name(nodes[i]->d_name);
+			struct gpiod_chip *chip = gpiod->gpiod_chip_open_by_name(nodes[i]->d_name);
 			if (chip)
-				gpiod_chip_close(chip);
+				gpiod->gpiod_chip_close(chip);
 			else
 				snprintf(failed_path, failed_len, "/dev/%s", nodes[i]->d_name);
 		}
@@ -72,11 +74,12 @@ int kb_gpio_chips_scan(struct kb_gpio_chip **chips, size_t *n, char *failed_path
 	*n = 0;
 	if (failed_len)
 		failed_path[0] = '\0';
-	struct gpiod_chip_iter *iter = gpiod_chip_iter_new();
+	const struct kb_libgpiod *gpiod = kb_libgpiod();
+	struct gpiod_chip_iter *iter = gpiod->gpiod_chip_iter_new();
 	if (!iter) {
 		int e = errno;
 		if (failed_len)
-			find_unopenable(failed_path, failed_len);
+			find_unopenable(gpiod, failed_path, failed_len);
 		errno = e;
 		return -1;
 	}
@@ -84,22 +87,22 @@ int kb_gpio_chips_scan(struct kb_gpio_chip **chips, size_t *n, char *failed_path
 	size_t count = 0;
 	struct gpiod_chip *chip;
 	int rc = 0;
-	gpiod_foreach_chip(iter, chip) {
+	while ((chip = gpiod->gpiod_chip_iter_next(iter))) {
 		struct kb_gpio_chip *grown = realloc(list, (count + 1) * sizeof(*list));
 		if (!grown) {
 			rc = -1;
 			break;
 		}
 		list = grown;
-		if (fill_chip(&list[count++], chip) < 0) {
+		if (fill_chip(gpiod, &list[count++], chip) < 0) {
 			if (failed_len)
-				snprintf(failed_path, failed_len, "/dev/%s", gpiod_chip_name(chip));
+				snprintf(failed_path, failed_len, "/dev/%s", gpiod->gpiod_chip_name(chip));
 			rc = -1;
 			break;
 		}
 	}
 	int e = errno;
-	gpiod_chip_iter_free(iter);
+	gpiod->gpiod_chip_iter_free(iter);
 	if (rc < 0) {
 		kb_gpio_chips_free(list, count);
 		errno = e ? e : ENOMEM;
