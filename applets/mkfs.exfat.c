@@ -448,6 +448,11 @@ static int mkfs_exfat_main(int argc, char **argv)
 	}
 	if (exfat_format_plan(&f, err, sizeof(err)) < 0)
 		refuse(&o, &t, "%s", err);
+	/* An image that is all holes holds no signature: skip the probing. */
+	bool wipe = kb_range_has_data(t.fd, 0, usable);
+	const char *why = wipe || o.partition >= 0 ? kb_signatures_unavailable() : NULL;
+	if (why)
+		refuse(&o, &t, "%s", why);
 
 	/* Everything is decided; from here on the target is written. */
 	/* Discard and signature erasure stay within what is formatted: the whole
@@ -455,8 +460,7 @@ static int mkfs_exfat_main(int argc, char **argv)
 	if (!o.nodiscard && S_ISBLK(t.st.st_mode) && kb_dev_discard(t.fd, 0, usable) < 0 &&
 	    errno != EOPNOTSUPP && o.verbose)
 		kb_warn_errno("%s: discard failed (continuing)", o.path);
-	/* An image that is all holes holds no signature: skip the probing. */
-	if (kb_range_has_data(t.fd, 0, usable) && kb_signatures_wipe(t.fd, 0, usable, print_signature, &o) < 0)
+	if (wipe && kb_signatures_wipe(t.fd, 0, usable, print_signature, &o) < 0)
 		kb_die_errno(1, "%s: cannot erase old signatures", o.path);
 	if (o.partition >= 0) {
 		uint64_t start, size;

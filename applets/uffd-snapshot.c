@@ -275,7 +275,11 @@ static int uffd_snapshot_main(int argc, char **argv)
 	else
 		o.filter = have_filter ? (unsigned)filter : kb_proc_coredump_filter(pid);
 
+	/* The compressor before the file: without libzstd nothing is created. */
 	struct kb_outfile f;
+	struct kb_zstd *z = NULL;
+	if (zlevel > 0 && !(z = kb_zstd_open(zlevel, (int)workers, kb_outfile_write, &f)))
+		kb_die(1, "cannot set up zstd compression");
 	if (kb_outfile_open(&f, output, 0600) < 0)
 		kb_die_errno(1, "cannot create %s", output);
 	cleanup_file = &f;
@@ -285,18 +289,8 @@ static int uffd_snapshot_main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct kb_zstd *z = NULL;
-	o.write = kb_outfile_write;
-	o.write_arg = &f;
-	if (zlevel > 0) {
-		z = kb_zstd_open(zlevel, (int)workers, kb_outfile_write, &f);
-		if (!z) {
-			kb_outfile_abort(&f);
-			kb_die(1, "cannot set up zstd compression");
-		}
-		o.write = kb_zstd_write;
-		o.write_arg = z;
-	}
+	o.write = z ? kb_zstd_write : kb_outfile_write;
+	o.write_arg = z ? (void *)z : &f;
 	struct progress pr = { .on = progress, .last_pct = -1 };
 	if (progress && isatty(STDERR_FILENO)) {
 		o.progress = show_progress;
