@@ -1,6 +1,7 @@
 /* kbox: the multicall dispatcher. Picks the applet from argv[0]'s basename
  * (so hard links and symlinks work) or from `kbox APPLET ARGS...`. */
 #include "base/kbox.h"
+#include "base/libraries.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -29,12 +30,16 @@ static const char kbox_usage[] =
 	"Usage: kbox APPLET [ARGS...]   or   APPLET [ARGS...] through a link named APPLET\n"
 	"       kbox --list | --list-full | --help [APPLET] | --version\n"
 	"       kbox --install [-s] DIR\n"
+	"       kbox --libs [--json] [APPLET...]\n"
 	"\n"
 	"  --list         print the applet names, one a line\n"
 	"  --list-full    print each applet with its install directory (bin/ or sbin/)\n"
 	"  --help         print this help and the applets with a summary each\n"
 	"  --version      print the version\n"
 	"  --install DIR  make a hard link to kbox for every applet in DIR (-s: symlinks)\n"
+	"  --libs         print the path of every shared library the applets (default: all)\n"
+	"                 may open, and of those it needs in turn, one a line; --json: the\n"
+	"                 .note.dlopen notes that declare them, one a line\n"
 	"\n"
 	"Exit status: the applet's own; 127 for an unknown applet, 2 for a usage error.\n";
 
@@ -123,6 +128,66 @@ static int install_links(const char *dir, int symbolic)
 	return rc;
 }
 
+static void print_line(const char *text, void *arg)
+{
+	(void)arg;
+	puts(text);
+}
+
+/* Prints a note when it declares one of the libraries in *arg. */
+static void print_note_of(const char *json, void *arg)
+{
+	unsigned libs = *(const unsigned *)arg;
+	for (int lib = 0; lib < KB_LIB_COUNT; lib++)
+		if ((libs & KB_LIB_BIT(lib)) && !strcmp(json, kb_lib_note(lib))) {
+			puts(json);
+			return;
+		}
+}
+
+/* kbox --libs [--json] [APPLET...]: what an initramfs hook must copy beside
+ * kbox for these applets, or the notes that say so. */
+static int print_libraries(int argc, char **argv)
+{
+	bool json = false, named = false;
+	unsigned libs = 0;
+	const struct applet *a;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (argv[i][0] == '-') {
+			kb_warn("--libs: unknown option: %s", argv[i]);
+			return 2;
+		} else if ((a = find_applet(argv[i]))) {
+			libs |= a->libs;
+			named = true;
+		} else {
+			kb_warn("applet not found: %s", argv[i]);
+			return 127;
+		}
+	}
+	if (!named)
+		FOR_EACH_APPLET(a)
+			libs |= a->libs;
+	int rc = 0;
+	if (json) {
+		/* The notes as the binary holds them: all of them, or those of the
+		 * named applets' libraries. */
+		if (named)
+			kb_lib_each_note(print_note_of, &libs);
+		else
+			kb_lib_each_note(print_line, NULL);
+	} else {
+		for (int lib = 0; lib < KB_LIB_COUNT; lib++)
+			if ((libs & KB_LIB_BIT(lib)) && !kb_lib_open(lib)) {
+				kb_warn("%s", kb_lib_error(lib));
+				rc = 1;
+			}
+		kb_lib_each_loaded(print_line, NULL);
+	}
+	return fflush(stdout) ? 1 : rc;
+}
+
 static int kbox_main(int argc, char **argv)
 {
 	const struct applet *a;
@@ -161,6 +226,8 @@ static int kbox_main(int argc, char **argv)
 		}
 		return install_links(argv[2 + symbolic], symbolic);
 	}
+	if (!strcmp(cmd, "--libs"))
+		return print_libraries(argc - 2, argv + 2);
 	if (cmd[0] == '-') {
 		kb_warn("unknown option: %s", cmd);
 		fputs("Try 'kbox --help' for more information.\n", stderr);
