@@ -377,7 +377,7 @@ static int cgexec_clone3_main(int argc, char **argv)
 
 	struct kb_cgroup_mount m;
 	struct kb_cgroup_err e;
-	if (o.root ? kb_cgroup_use_root(&m, o.root, &e) : kb_cgroup_find_mount(&m, &e))
+	if (o.root ? kb_cgroup_use_root(&m, o.root, &e) : kb_cgroup_find_mount(&m, o.cgroup_arg, &e))
 		kb_die(EXIT_OWN, "%s", e.msg);
 	char cg[KB_CGROUP_PATH_MAX];
 	if (kb_cgroup_resolve(&m, o.cgroup_arg ? o.cgroup_arg : "/", cg, sizeof(cg), &e))

@@ -86,11 +86,52 @@ static int first_cgroup2(const struct kb_mount *mnt, void *arg)
 	return 1;
 }
 
-int kb_cgroup_find_mount(struct kb_cgroup_mount *m, struct kb_cgroup_err *e)
+/* Drops the last component of an absolute path; false at "/". */
+static bool to_parent(char *dir)
+{
+	char *slash = strrchr(dir, '/');
+	if (!slash || !strcmp(dir, "/"))
+		return false;
+	slash[slash == dir] = '\0';
+	return true;
+}
+
+/* The mount point of the cgroup2 file system an absolute path lies on (the
+ * path, or its nearest existing ancestor for a cgroup not yet created): its
+ * topmost ancestor still on cgroup2. Found with statfs alone, so a cgroup
+ * named by its full path costs no mount table. False when it is not on
+ * cgroup2, or has "." or ".." components (left to kb_cgroup_resolve). */
+static bool cgroup2_mount_of(const char *path, char *out, size_t len)
+{
+	char dir[KB_CGROUP_PATH_MAX];
+	if (path[0] != '/' || strstr(path, "/./") || strstr(path, "/../") ||
+	    snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return false;
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = '\0';
+	const char *last = strrchr(dir, '/') + 1;
+	if (!strcmp(last, ".") || !strcmp(last, ".."))
+		return false;
+	struct statfs sf;
+	while (statfs(dir, &sf) < 0)
+		if (errno != ENOENT || !to_parent(dir))
+			return false;
+	if (sf.f_type != CGROUP2_SUPER_MAGIC)
+		return false;
+	do
+		copy_str(out, len, dir);
+	while (to_parent(dir) && is_cgroup2(dir));
+	return true;
+}
+
+int kb_cgroup_find_mount(struct kb_cgroup_mount *m, const char *cgroup, struct kb_cgroup_err *e)
 {
 	static const char *const usual[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
 	m->options[0] = '\0';
 	m->options_read = false;
+	if (cgroup && cgroup2_mount_of(cgroup, m->path, sizeof(m->path)))
+		return 0;
 	/* statfs sees what is mounted on top, as the mount table's last entry would. */
 	for (size_t i = 0; i < sizeof(usual) / sizeof(usual[0]); i++)
 		if (is_cgroup2(usual[i])) {

@@ -12,7 +12,7 @@
  *	struct kb_cgroup_mount m;
  *	struct kb_cgroup_err e;
  *	char cg[KB_CGROUP_PATH_MAX];
- *	if (kb_cgroup_find_mount(&m, &e) ||
+ *	if (kb_cgroup_find_mount(&m, NULL, &e) ||
  *	    kb_cgroup_create_unique(&m, "", "run", cg, sizeof(cg), &e))
  *		kb_die(1, "%s", e.msg);
  *	struct kb_cgroup_run r = { .mount = &m, .cgroup = cg, .argv = argv };
@@ -47,11 +47,13 @@ struct kb_cgroup_mount {
 	bool options_read;
 };
 
-/* Finds the cgroup2 mount: /sys/fs/cgroup when it is cgroup2 (pure v2),
- * else /sys/fs/cgroup/unified (hybrid) — both checked with statfs, which
- * costs nothing — else the first cgroup2 mount of the mount table, read with
- * libmount.  ENOENT when there is none. */
-int kb_cgroup_find_mount(struct kb_cgroup_mount *m, struct kb_cgroup_err *e);
+/* Finds the cgroup2 mount: the one holding CGROUP when that is an absolute
+ * path on a cgroup2 file system, else /sys/fs/cgroup when it is cgroup2
+ * (pure v2), else /sys/fs/cgroup/unified (hybrid) — all checked with statfs,
+ * which costs nothing — else the first cgroup2 mount of the mount table,
+ * read with libmount.  CGROUP (the user's cgroup name) may be NULL.  ENOENT
+ * when there is none. */
+int kb_cgroup_find_mount(struct kb_cgroup_mount *m, const char *cgroup, struct kb_cgroup_err *e);
 /* Uses DIR as the root (--root); it must be a cgroup2 directory. */
 int kb_cgroup_use_root(struct kb_cgroup_mount *m, const char *dir, struct kb_cgroup_err *e);
 /* The superblock options of the mount, read from the mount table (libmount)

@@ -19,7 +19,7 @@ int main(int argc, char **argv)
 	struct kb_cgroup_mount m;
 	struct kb_cgroup_err e;
 	char cg[KB_CGROUP_PATH_MAX];
-	if (kb_cgroup_find_mount(&m, &e) ||
+	if (kb_cgroup_find_mount(&m, NULL, &e) ||
 	    kb_cgroup_create_unique(&m, argv[1], "run", cg, sizeof(cg), &e))
 		kb_die(125, "%s", e.msg);
 	struct kb_cgroup_run r = { .mount = &m, .cgroup = cg, .argv = argv + 2, .forward = forward };
