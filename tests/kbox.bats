@@ -135,31 +135,109 @@ load test_helper
 	done
 }
 
-@test "make APPLETS=... builds only those applets and links only their libraries" {
-	tmp=$BATS_TEST_TMPDIR
-	# No applet at all: none of the libraries is linked.
-	run make -C "$KBOX_ROOT" -s APPLETS= BUILD="$tmp/b0" OUT="$tmp/kbox0" "$tmp/kbox0"
+# The sonames a binary's .note.dlopen notes declare, sorted, one a line.
+note_sonames() { readelf -p .note.dlopen "$1" 2>/dev/null | grep -o '"soname":\["[^"]*"' | cut -d'"' -f4 | sort; }
+json_sonames() { jq -r '.[].soname[]' | sort; }
+
+@test "kbox links the C library alone" {
+	run ldd "$KBOX"
 	assert_success
-	run "$tmp/kbox0" --list
+	refute_output --regexp 'lib(mount|blkid|fdisk|gpiod|zstd|selinux|pcre2|uuid)'
+	assert_output --partial 'libc.so.6'
+}
+
+@test "kbox --libs prints the path of every library the applets may open, and of what they need" {
+	[ -n "$(kb --list)" ] || skip "no applets built"
+	run --separate-stderr kb --libs
+	assert_success
+	assert_equal "$stderr" ""
+	# Absolute paths of files that exist, each once; every declared soname among them.
+	refute_line --regexp '^[^/]'
+	assert_equal "$(printf '%s\n' "$output" | sort | uniq -d)" ""
+	while read -r path; do assert_file_exist "$path"; done <<<"$output"
+	for soname in $(note_sonames "$KBOX"); do
+		assert_line --regexp "/$soname\$"
+	done
+	# What the libraries need in turn, which ldd of the library shows too.
+	if kb --list | grep -qx mkfs.exfat; then
+		run kb --libs mkfs.exfat
+		assert_success
+		for lib in $(ldd "$(kb --libs mkfs.exfat | grep -m1 /libmount.so.1)" | awk '$3 ~ /^\// {print $3}'); do
+			[[ $lib == */libc.so.* ]] && continue
+			assert_line "$lib"
+		done
+		refute_line --regexp 'libgpiod|libzstd'
+	fi
+	# An applet without libraries: nothing.
+	if kb --list | grep -qx splitlock-stat; then
+		run kb --libs splitlock-stat
+		assert_success
+		assert_output ""
+	fi
+}
+
+@test "kbox --libs --json prints the notes as the binary holds them" {
+	[ -n "$(kb --list)" ] || skip "no applets built"
+	run kb --libs --json
+	assert_success
+	assert_equal "$output" "$(readelf -p .note.dlopen "$KBOX" | grep -o '\[{.*}\]$')"
+	assert_equal "$(kb --libs --json | json_sonames)" "$(note_sonames "$KBOX")"
+	if kb --list | grep -qx fsck.exfat; then
+		assert_equal "$(kb --libs --json fsck.exfat | json_sonames | tr '\n' ' ')" "libmount.so.1 libzstd.so.1 "
+		# The applets' libraries together, each note once.
+		run kb --libs --json fsck.exfat mkfs.exfat fsck.exfat
+		assert_equal "$(json_sonames <<<"$output" | tr '\n' ' ')" \
+			"libblkid.so.1 libfdisk.so.1 libmount.so.1 libzstd.so.1 "
+	fi
+}
+
+@test "kbox --libs: an unknown applet exits 127, an unknown option 2" {
+	run -127 kb --libs no-such-applet
+	assert_failure 127
+	assert_output 'kbox: applet not found: no-such-applet'
+	run kb --libs --bogus
+	assert_failure 2
+	assert_output 'kbox: --libs: unknown option: --bogus'
+}
+
+@test "make APPLETS=... builds only those applets and declares only their libraries" {
+	tmp=$BATS_TEST_TMPDIR
+	# One object directory for every variant, seeded from the main build when
+	# there is one: then only the links are made.
+	mkdir -p "$tmp/b"
+	[ -d "$KBOX_ROOT/build/libcommon" ] && cp -a "$KBOX_ROOT/build/libcommon" "$KBOX_ROOT/build/applets" "$tmp/b/"
+	build() { make -C "$KBOX_ROOT" -s APPLETS="$1" BUILD="$tmp/b" OUT="$tmp/kbox-$2" "$tmp/kbox-$2"; }
+	# No applet at all: no note, no library.
+	run build "" none
+	assert_success
+	run "$tmp/kbox-none" --list
 	assert_success
 	assert_output ""
-	run ldd "$tmp/kbox0"
-	refute_output --regexp 'lib(mount|blkid|gpiod|zstd|fdisk)'
-	# One applet: exactly that one is listed.
-	a=$(kb --list | head -1)
-	[ -n "$a" ] || skip "no applets built"
-	run make -C "$KBOX_ROOT" -s APPLETS="$a" BUILD="$tmp/b1" OUT="$tmp/kbox1" "$tmp/kbox1"
+	assert_equal "$(note_sonames "$tmp/kbox-none")" ""
+	run "$tmp/kbox-none" --libs
 	assert_success
-	run "$tmp/kbox1" --list
-	assert_output "$a"
-	# The exFAT tools need no GPIO and no zstd.
-	if kb --list | grep -qx mkfs.exfat; then
-		run make -C "$KBOX_ROOT" -s APPLETS=mkfs.exfat BUILD="$tmp/b2" OUT="$tmp/kbox2" "$tmp/kbox2"
+	assert_output ""
+	# Each applet alone: the notes linked with its code are the libraries the
+	# full binary names for it (struct applet's libs), and it links libc alone.
+	[ -n "$(kb --list)" ] || skip "no applets built"
+	for a in $(kb --list); do
+		run build "$a" "$a"
 		assert_success
-		run ldd "$tmp/kbox2"
-		refute_output --regexp 'lib(gpiod|zstd)'
+		run "$tmp/kbox-$a" --list
+		assert_output "$a"
+		assert_equal "$(note_sonames "$tmp/kbox-$a")" "$(kb --libs --json "$a" | json_sonames)"
+		assert_equal "$("$tmp/kbox-$a" --libs --json | json_sonames)" "$(note_sonames "$tmp/kbox-$a")"
+		run ldd "$tmp/kbox-$a"
+		refute_output --regexp 'lib(mount|blkid|fdisk|gpiod|zstd)'
+	done
+	# The exFAT formatter: mount state, signatures, partition tables; no GPIO, no zstd.
+	if kb --list | grep -qx mkfs.exfat; then
+		assert_equal "$(note_sonames "$tmp/kbox-mkfs.exfat" | tr '\n' ' ')" \
+			"libblkid.so.1 libfdisk.so.1 libmount.so.1 "
+		run "$tmp/kbox-mkfs.exfat" --libs
+		refute_output --regexp 'libgpiod|libzstd'
 	fi
-	run make -C "$KBOX_ROOT" -s APPLETS=no-such BUILD="$tmp/b3" OUT="$tmp/kbox3" "$tmp/kbox3"
+	run build no-such x
 	assert_failure
 	assert_output --partial 'unknown applet(s): no-such'
 }
