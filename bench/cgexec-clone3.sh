@@ -9,6 +9,7 @@
 # On the host (whatever its cgroup2 layout), then in the test VM (pure cgroup2,
 # where Debian's cgexec works) when tests/vm can boot.  Rounds alternate the
 # tools; each prints the median per-spawn time and the ratio to kbox.
+# Then kbox --version beside a libc-only program (bench/startup.bash).
 # Environment: N (spawns per round, default 200), ROUNDS (default 5), N_VM
 # (spawns per round in the VM, where TCG makes each one slow; default 40),
 # BENCH_VM=0 to skip the VM part.  Needs root.
@@ -93,6 +94,8 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 report kbox shell cgexec "floor, libc only" "floor, static" "kbox --version (start-up alone)" "/bin/true alone"
 floor_ratios
+. bench/startup.bash
+startup_bench "$KBOX"
 
 # ---- in the VM (pure cgroup2: Debian's cgexec works there) ---------------------
 if [ "${BENCH_VM:-1}" = 0 ] || ! command -v qemu-system-x86_64 >/dev/null || [ ! -x tests/vm/run ]; then

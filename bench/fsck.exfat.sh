@@ -4,6 +4,7 @@
 # appended round-robin through exfat-fuse when run as root). Prints median time
 # and peak RSS of each, and the ratios (kbox / exfatprogs).
 # Images are kept in $KBOX_BENCH_DIR (default /var/tmp/kbox-bench) for reruns.
+# Then kbox --version beside a libc-only program (bench/startup.bash).
 set -eu
 cd "$(dirname "$0")/.."
 KBOX=${KBOX:-$PWD/kbox}
@@ -103,3 +104,5 @@ for make in image_100k image_20k image_2t; do
 done
 echo "(ms: median wall time of $RUNS runs after 3 warm-ups; cpu: mean user+system ms; KiB: median peak RSS"
 echo " of 5 runs; ratio = kbox / $PEER; goal: time <= 0.5, RSS <= 1.0)"
+. bench/startup.bash
+startup_bench "$KBOX"
