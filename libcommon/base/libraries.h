@@ -56,13 +56,20 @@ enum kb_lib { KB_LIB_MOUNT, KB_LIB_BLKID, KB_LIB_FDISK, KB_LIB_GPIOD, KB_LIB_ZST
  * name "FDO", the descriptor; both 0-padded to 4 bytes. */
 #define KB_DLOPEN_NOTE(...) KB_DLOPEN_NOTE_(KB_DLOPEN_JSON(__VA_ARGS__))
 #define KB_DLOPEN_NOTE_(json)                                               \
-	__attribute__((used, section(".note.dlopen"), aligned(4)))              \
+	__attribute__((used, section(".note.dlopen"), aligned(4))) KB_NOTE_UNSANITIZED \
 	static const struct {                                                   \
 		uint32_t name_size, desc_size, type;                            \
 		char name[4];                                                   \
 		char desc[(sizeof(json) + 3) / 4 * 4];                          \
 	} kb_dlopen_note = { 4, sizeof(json), KB_DLOPEN_NOTE_TYPE, "FDO", json }
 #define KB_DLOPEN_NOTE_TYPE 0x407c0c0au
+/* clang's AddressSanitizer pads globals in named sections too, which would
+ * put its redzones between the notes (gcc's leaves them alone). */
+#ifdef __clang__
+#define KB_NOTE_UNSANITIZED __attribute__((no_sanitize("address")))
+#else
+#define KB_NOTE_UNSANITIZED
+#endif
 
 /* The functions kbox calls, one pointer each, named and typed as in the
  * library's header. */
