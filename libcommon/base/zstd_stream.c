@@ -17,8 +17,8 @@ struct kb_zstd {
 	size_t out_size;
 };
 
-struct kb_zstd *kb_zstd_open(int level, int workers, int (*write)(void *arg, const void *buf, size_t len),
-			     void *arg)
+/* A context and its compressor; NULL with errno. */
+static struct kb_zstd *new_context(void)
 {
 	const struct kb_libzstd *zstd = kb_libzstd();
 	struct kb_zstd *z = calloc(1, sizeof(*z));
@@ -26,13 +26,27 @@ struct kb_zstd *kb_zstd_open(int level, int workers, int (*write)(void *arg, con
 		return NULL;
 	z->zstd = zstd;
 	z->cctx = zstd->ZSTD_createCCtx();
+	if (!z->cctx) {
+		free(z);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return z;
+}
+
+struct kb_zstd *kb_zstd_open(int level, int workers, int (*write)(void *arg, const void *buf, size_t len),
+			     void *arg)
+{
+	struct kb_zstd *z = new_context();
+	if (!z)
+		return NULL;
+	const struct kb_libzstd *zstd = z->zstd;
 	z->out_size = zstd->ZSTD_CStreamOutSize();
 	z->out = malloc(z->out_size);
 	z->write = write;
 	z->arg = arg;
-	if (!z->cctx || !z->out ||
-	    zstd->ZSTD_isError(zstd->ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, level))) {
-		int e = z->cctx && z->out ? EINVAL : ENOMEM;
+	if (!z->out || zstd->ZSTD_isError(zstd->ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, level))) {
+		int e = z->out ? EINVAL : ENOMEM;
 		kb_zstd_free(z);
 		errno = e;
 		return NULL;
@@ -94,18 +108,9 @@ size_t kb_zstd_block_bound(size_t len)
 
 struct kb_zstd *kb_zstd_block_open(int level)
 {
-	const struct kb_libzstd *zstd = kb_libzstd();
-	struct kb_zstd *z = calloc(1, sizeof(*z));
-	if (!z)
-		return NULL;
-	z->zstd = zstd;
-	z->cctx = zstd->ZSTD_createCCtx();
-	z->level = level;
-	if (!z->cctx) {
-		free(z);
-		errno = ENOMEM;
-		return NULL;
-	}
+	struct kb_zstd *z = new_context();
+	if (z)
+		z->level = level;
 	return z;
 }
 
