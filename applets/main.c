@@ -38,7 +38,7 @@ static const char kbox_usage[] =
 	"  --version      print the version\n"
 	"  --install DIR  make a hard link to kbox for every applet in DIR (-s: symlinks)\n"
 	"  --libs         print the path of every shared library the applets (default: all)\n"
-	"                 may open, and of those it needs in turn, one a line; --json: the\n"
+	"                 may open, and of those they need in turn, one a line; --json: the\n"
 	"                 .note.dlopen notes that declare them, one a line\n"
 	"\n"
 	"Exit status: the applet's own; 127 for an unknown applet, 2 for a usage error.\n";
