@@ -17,7 +17,8 @@
  * the program there, as a missing DT_NEEDED library would have ended it at
  * start-up, but with one line saying what it was needed for and which Debian
  * package ships it, and the applet's operational-error exit code. Code that
- * can do without a library (or must clean up first) asks kb_lib_open(). */
+ * can do without a library (or must clean up first) asks kb_lib_open().
+ * Kernel interface: none (the dynamic loader: dlopen, dlsym, dl_iterate_phdr). */
 #ifndef KBOX_LIBRARIES_H
 #define KBOX_LIBRARIES_H
 

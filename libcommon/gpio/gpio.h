@@ -3,8 +3,8 @@
  * gpio_chips.c finds chips and line names through libgpiod (1.6 API); gpio_cdev.c
  * talks to the kernel's GPIO v2 uAPI directly for what libgpiod 1.6 cannot
  * do: line-info watches, edge requests with debounce and event clock, full
- * line info. Keeping the two apart lets a build without GPIO applets drop
- * libgpiod at link time. */
+ * line info. Keeping the two apart keeps libgpiod to chip discovery: it is
+ * opened on first use there, and declared by gpio_chips.c's .note.dlopen. */
 #ifndef KBOX_GPIO_H
 #define KBOX_GPIO_H
 
