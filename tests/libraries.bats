@@ -146,6 +146,23 @@ missing_line() { # APPLET SONAME PURPOSE PACKAGE
 	assert_success
 }
 
+@test "tune.exfat -z without libzstd: one line, exit 1, the image unchanged, no undo file" {
+	require_root
+	require_applet tune.exfat
+	require_applet mkfs.exfat
+	kb mkfs.exfat -q -L OLD "$WORK/img" 64M
+	sum=$(sha256sum <"$WORK/img")
+	run --separate-stderr without_lib libzstd.so.1 "$KBOX" tune.exfat -L NEW -z "$WORK/undo" "$WORK/img"
+	assert_failure 1
+	[[ $stderr =~ $(missing_line tune.exfat libzstd.so.1 "compress undo files and cores" libzstd1) ]]
+	assert_equal "$(sha256sum <"$WORK/img")" "$sum"
+	assert_file_not_exist "$WORK/undo"
+	# Without an undo file, no library is needed for an image.
+	run loaded_by "$KBOX" tune.exfat -L NEW "$WORK/img"
+	assert_success
+	assert_output ""
+}
+
 @test "fsck.exfat on a loop device without libmount exits 8 before reading it" {
 	require_root
 	require_applet fsck.exfat
