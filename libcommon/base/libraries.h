@@ -38,11 +38,13 @@ enum kb_lib { KB_LIB_MOUNT, KB_LIB_BLKID, KB_LIB_FDISK, KB_LIB_GPIOD, KB_LIB_ZST
 /* What each library is to kbox, one line each: feature, what it is needed
  * for (the note's description, and the reason given when it is missing),
  * priority as the ELF dlopen metadata specification defines it, soname,
- * Debian package. Its note and its entry in libraries.c are made from it. */
+ * Debian package. Its note and its entry in libraries.c are made from it.
+ * No library is "required": each serves some applets only, and every applet
+ * that does not touch it works without it. */
 #define KB_LIBMOUNT "mount-table", "read the mount table", "recommended", "libmount.so.1", "libmount1"
 #define KB_LIBBLKID "signatures", "find old signatures", "recommended", "libblkid.so.1", "libblkid1"
 #define KB_LIBFDISK "partition-table", "write partition tables", "suggested", "libfdisk.so.1", "libfdisk1"
-#define KB_LIBGPIOD "gpio-chips", "find GPIO chips and their lines", "required", "libgpiod.so.2", "libgpiod2"
+#define KB_LIBGPIOD "gpio-chips", "find GPIO chips and their lines", "recommended", "libgpiod.so.2", "libgpiod2"
 #define KB_LIBZSTD  "compression", "compress undo files and cores", "suggested", "libzstd.so.1", "libzstd1"
 
 /* The JSON of a library's note: KB_DLOPEN_JSON(KB_LIBMOUNT). */
