@@ -76,7 +76,7 @@ $(BUILD)/tests/%: tests/progs/static/%.c
 # ---- dependencies: Debian bookworm packages -------------------------------
 DEPS_BUILD := gcc make pkg-config libmount-dev libblkid-dev libgpiod-dev libzstd-dev libfdisk-dev
 DEPS_TEST  := bats bats-support bats-assert bats-file jq zstd exfatprogs exfat-fuse fuse3 gdb attr \
-              cgroup-tools e2fsprogs xz-utils gpiod util-linux
+              cgroup-tools e2fsprogs xz-utils gpiod util-linux mount procps python3 binutils
 DEPS_VM    := qemu-system-x86 busybox-static kmod make gcc binutils xz-utils
 DEPS_FUZZ  := clang libclang-rt-14-dev zlib1g-dev
 DEPS_BENCH := hyperfine bc
@@ -93,6 +93,8 @@ deps:
 	fi
 
 # ---- tests ----------------------------------------------------------------
+# The -dev packages that `deps` installs are read by pkg-config when make parses
+# this file, so what builds after `deps` runs in a new make.
 check: deps
 	$(MAKE) all
 	$(MAKE) asan
@@ -112,7 +114,8 @@ fuzz:
 bench: all
 	@set -e; for b in bench/*.sh; do [ -e "$$b" ] || continue; echo "== $$b"; bash "$$b"; done
 
-demo: deps all
+demo: deps
+	$(MAKE) all
 	@tests/demo
 
 # ---- install --------------------------------------------------------------
