@@ -4,6 +4,7 @@
 #   make check                install missing deps, build, run every test suite
 #   make install PREFIX=/usr/local DESTDIR=...
 #   make deps | bench | asan | fuzz | demo | clean
+#   make fresh-check          make demo + make check on a fresh bookworm root (slow)
 
 VERSION   := 0.1.0
 CC        := gcc
@@ -43,7 +44,7 @@ BINDIR     = $(PREFIX)/bin
 MANDIR     = $(PREFIX)/share/man
 COMPDIR    = $(PREFIX)/share/bash-completion/completions
 
-.PHONY: all check test deps install uninstall bench asan fuzz demo clean test-progs
+.PHONY: all check test deps install uninstall bench asan fuzz demo clean test-progs fresh-check
 all: $(OUT) test-progs
 
 $(OUT): $(OBJS) $(LIB) $(STAMP)
@@ -117,6 +118,10 @@ bench: all
 demo: deps
 	$(MAKE) all
 	@tests/demo
+
+# The README's two commands on a fresh Debian bookworm root (slow; see the script).
+fresh-check:
+	tests/fresh-check
 
 # ---- install --------------------------------------------------------------
 install: all
