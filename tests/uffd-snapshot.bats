@@ -268,15 +268,12 @@ target_survives_rounds() {
 	run kb uffd-snapshot --dirty 1,1 2
 	assert_failure 1
 	assert_output --partial "kernel thread"
-	# A child that exits under a parent that never reaps it (exec'd sleep).
-	bash -c 'sleep 0 & echo $! >"$1"; exec sleep 60' _ "$WORK/zombie" 3>&- &
-	TARGETS+=("$!")
+	# A child that has exited under a parent that does not reap it until killed.
 	local zombie
-	for _ in $(seq 100); do
-		zombie=$(cat "$WORK/zombie" 2>/dev/null) &&
-			[ "$(awk '{print $3}' /proc/"$zombie"/stat 2>/dev/null)" = Z ] && break
-		sleep 0.05
-	done
+	exec 7< <(exec "$KBOX_TESTBIN/zombie-parent" 3>&-)
+	TARGETS+=("$!")
+	read -r -t 10 -u 7 zombie || fail "zombie-parent printed no pid within 10 s"
+	exec 7<&-
 	run kb uffd-snapshot -o "$WORK/c" "$zombie"
 	assert_failure 3
 	assert_output --partial "process $zombie has exited (a zombie"
