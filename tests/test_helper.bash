@@ -41,3 +41,14 @@ poke() {
 	for byte in "$@"; do hex+="\\x$byte"; done
 	printf "$hex" | dd of="$IMG" bs=1 seek="$off" conv=notrunc status=none
 }
+
+# Every wait in a test is bounded: wait_until SECONDS WHAT COMMAND [ARG]...
+source "$KBOX_ROOT/tests/wait.sh"
+
+# True once process PID has ended: gone, or a zombie its parent has not reaped.
+ended() {
+	local stat
+	stat=$(cat /proc/"$1"/stat 2>/dev/null) || return 0
+	stat=${stat##*) }
+	[ "${stat%% *}" = Z ]
+}
