@@ -6,15 +6,17 @@ load test_helper
 
 probe() { echo "$KBOX_TESTBIN/cgroup-probe"; }
 
-# Kills whatever is left and removes a cgroup sub-tree, deepest first.
+# Kills whatever is left and removes a cgroup sub-tree, deepest first (a
+# killed process leaves its cgroup a moment after the signal).
 remove_tree() {
 	[ -d "$1" ] || return 0
-	local d i
+	local d
 	while read -r d; do
 		[ -e "$d/cgroup.kill" ] && echo 1 >"$d/cgroup.kill"
-		for i in $(seq 100); do rmdir "$d" 2>/dev/null && break; sleep 0.05; done
+		wait_until 10 "the processes killed in $d to leave it" rmdir_quiet "$d"
 	done < <(find "$1" -depth -type d)
 }
+rmdir_quiet() { rmdir "$1" 2>/dev/null; }
 
 setup_file() {
 	[ "$(id -u)" -eq 0 ] || return 0
@@ -36,11 +38,13 @@ teardown_file() {
 setup() {
 	require_root
 	require_applet cgexec-clone3
-	[ -n "$CG_ROOT" ] || skip "no cgroup2 mount"
+	[ -n "$CG_ROOT" ] || fail "no cgroup2 file system is mounted here (cgexec-clone3 needs one: mount -t cgroup2 none /sys/fs/cgroup)"
 	W=$BATS_TEST_TMPDIR
 }
 
 teardown() {
+	# Without a suite sub-tree (not root, no cgroup2) there is nothing to remove.
+	[ -n "${T:-}" ] && [ -d "$T" ] || return 0
 	local d
 	for d in "$T"/*/; do [ -d "$d" ] && remove_tree "${d%/}"; done
 	true
@@ -103,13 +107,14 @@ teardown() {
 @test "--rm of one run leaves alone another run's cgroup beside it, even under a parent it created" {
 	# A creates shared/ and shared/a and waits; B then creates shared/b.
 	kb cgexec-clone3 -c --rm -g "$T_REL/shared/a" -- \
-		sh -c 'until [ -e "$1" ]; do sleep 0.02; done' _ "$W/a-may-end" 3>&- &
+		sh -c '. "$1"; wait_until 30 "run B to start" test -e "$2"' _ "$KBOX_ROOT/tests/wait.sh" "$W/a-may-end" 3>&- &
 	local a=$!
-	for _ in $(seq 200); do [ -d "$T/shared/a" ] && break; sleep 0.02; done
+	wait_until 10 "run A to create $T/shared/a" test -d "$T/shared/a"
 	# B lets A end, outlives A's clean-up, and must be neither killed nor moved.
 	run kb cgexec-clone3 -c --rm -g "$T_REL/shared/b" -- \
-		sh -c 'touch "$1"; while kill -0 "$2" 2>/dev/null; do sleep 0.02; done; sleep 0.2; echo alive' \
-		_ "$W/a-may-end" "$a"
+		sh -c '. "$1"; touch "$2"; a_ended() { ! kill -0 "$3" 2>/dev/null; }
+			wait_until 30 "run A to end" a_ended "$3" && sleep 0.2 && echo alive' \
+		_ "$KBOX_ROOT/tests/wait.sh" "$W/a-may-end" "$a"
 	wait "$a"
 	assert_success
 	assert_output "alive"
@@ -121,9 +126,10 @@ teardown() {
 
 @test "--rm kills processes left behind, including ones in child cgroups" {
 	run kb cgexec-clone3 -c --rm -g "$T_REL/left" -- sh -c "
+		. '$KBOX_ROOT/tests/wait.sh'
 		sleep 1000 >/dev/null 2>&1 & echo \$! >'$W/p1'
 		mkdir '$T/left/sub' && sh -c 'echo \$\$ >$T/left/sub/cgroup.procs; exec sleep 1000' >/dev/null 2>&1 &
-		until grep -qs . '$T/left/sub/cgroup.procs'; do sleep 0.01; done
+		wait_until 10 'a process in $T/left/sub' grep -qs . '$T/left/sub/cgroup.procs' || exit 1
 		cat '$T/left/sub/cgroup.procs' >'$W/p2'
 		exit 3"
 	assert_failure 3
@@ -301,8 +307,9 @@ teardown() {
 		rm -f "$W/ready" "$W/out"
 		"$KBOX" cgexec-clone3 -g "$T_REL/sig" -- "$KBOX_TESTBIN/sig-catch" "$W/ready" >"$W/out" 2>&1 &
 		local pid=$!
-		while [ ! -e "$W/ready" ]; do sleep 0.02; done
+		wait_until 10 "sig-catch to start under cgexec-clone3" test -e "$W/ready"
 		kill -s "$s" "$pid"
+		wait_until 10 "cgexec-clone3 to end after forwarding SIG$s" ended "$pid"
 		local rc=0
 		wait "$pid" || rc=$?
 		[ "$rc" -eq 9 ]
@@ -314,8 +321,9 @@ teardown() {
 	# there is no window to wait out: the cgroup's cgroup.procs suffices.
 	"$KBOX" cgexec-clone3 -g "$T_REL/sig" -- sleep 1000 &
 	pid=$!
-	until grep -q . "$T/sig/cgroup.procs"; do sleep 0.02; done
+	wait_until 10 "sleep to start in $T/sig" grep -q . "$T/sig/cgroup.procs"
 	kill -TERM "$pid"
+	wait_until 10 "cgexec-clone3 to end after forwarding SIGTERM" ended "$pid"
 	rc=0
 	wait "$pid" || rc=$?
 	[ "$rc" -eq 143 ]
