@@ -25,14 +25,14 @@ start_target() {
 	"$KBOX_TESTBIN/snap-target" --layout "$LAYOUT" "$@" >"$WORK/target.out" 2>"$WORK/target.err" &
 	T=$!
 	TARGETS+=("$T")
-	for _ in $(seq 200); do [ -e "$LAYOUT" ] && return 0; sleep 0.05; done
-	echo "target did not start: $(cat "$WORK/target.err")" >&2
-	return 1
+	wait_until 30 "snap-target $* to write its layout" test -e "$LAYOUT" ||
+		{ echo "snap-target: $(cat "$WORK/target.err")" >&2; return 1; }
 }
 
 # stop_target: asks the target to check itself one last time; it must pass.
 stop_target() {
 	kill -TERM "$T"
+	wait_until 30 "snap-target to check itself and exit after SIGTERM" ended "$T"
 	local rc=0
 	wait "$T" || rc=$?
 	cat "$WORK/target.err" >&2
@@ -52,14 +52,23 @@ snapshot_rounds() {
 }
 
 # The target runs freely: no thread stopped or traced, no userfaultfd left in it.
-assert_target_free() {
+target_free() {
+	threads_running && [ "$(tracer_of "$T")" = 0 ] && ! ls -l /proc/"$T"/fd | grep -q userfaultfd
+}
+threads_running() {
 	local st
 	for st in /proc/"$T"/task/*/stat; do
-		state=$(sed 's/.*) //' "$st" | cut -d' ' -f1)
-		[[ $state != [tT] ]] || { echo "thread stopped: $st" >&2; return 1; }
+		[[ $(sed 's/.*) //' "$st" | cut -d' ' -f1) != [tT] ]] || return 1
 	done
-	[ "$(awk '/^TracerPid/ {print $2}' /proc/"$T"/status)" -eq 0 ]
-	! ls -l /proc/"$T"/fd | grep -q userfaultfd
+}
+tracer_of() { awk '/^TracerPid/ {print $2}' /proc/"$1"/status; }
+untraced() { [ "$(tracer_of "$T")" = 0 ]; }
+
+# Right after uffd-snapshot returned, the target must already be free.
+assert_target_free() {
+	threads_running || { grep -H . /proc/"$T"/task/*/stat >&2; echo "a thread of $T is stopped" >&2; return 1; }
+	[ "$(tracer_of "$T")" = 0 ] || { echo "$T is still traced by $(tracer_of "$T")" >&2; return 1; }
+	! ls -l /proc/"$T"/fd | grep userfaultfd >&2 || { echo "a userfaultfd is left in $T" >&2; return 1; }
 }
 
 # target_survives_rounds N ARGS...: a target started with ARGS gives N
@@ -156,7 +165,7 @@ target_survives_rounds() {
 	(ulimit -c unlimited; exec "$KBOX_TESTBIN/snap-target" --mib 8 --threads 1 --layout "$WORK/layout.k" \
 		>/dev/null 2>&1) &
 	local k=$!
-	for _ in $(seq 100); do [ -e "$WORK/layout.k" ] && break; sleep 0.05; done
+	wait_until 30 "the second snap-target to write its layout" test -e "$WORK/layout.k"
 	kill -SEGV "$k"
 	wait "$k" || true
 	printf '%s\n' "$CORE_PATTERN_SAVED" >/proc/sys/kernel/core_pattern
@@ -252,8 +261,8 @@ target_survives_rounds() {
 		kill -KILL "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
-	sleep 0.2
-	assert_target_free
+	# The helper of the last run lets the target go once it sees its parent die.
+	wait_until 10 "the target to run freely (no thread stopped, no tracer, no userfaultfd)" target_free
 	# Killed runs leave no file behind (the core is unnamed until complete).
 	run find "$WORK" -name '.core*'
 	assert_output ""
@@ -314,7 +323,7 @@ target_survives_rounds() {
 		>"$WORK/target.out" 2>"$WORK/target.err" &
 	T=$!
 	TARGETS+=("$T")
-	for _ in $(seq 100); do [ -e "$LAYOUT" ] && break; sleep 0.05; done
+	wait_until 30 "snap-target as nobody to write its layout" test -e "$LAYOUT"
 	SYSCTL_SAVED=$(sysctl -n vm.unprivileged_userfaultfd)
 	sysctl -qw vm.unprivileged_userfaultfd=0
 	run kb uffd-snapshot -o "$WORK/core" "$T"
@@ -338,11 +347,16 @@ target_survives_rounds() {
 
 @test "a target that exits during the copy: exit 3, no file" {
 	start_target --mib 256 --threads 1
-	# A slow reader holds the copy back while the target is killed.
-	( rc=0; kb uffd-snapshot -o - "$T" 2>"$WORK/err" || rc=$?; echo "$rc" >"$WORK/rc" ) | (sleep 1; cat >/dev/null) &
+	# The reader takes the first bytes (the copy has begun), then holds the
+	# copy back until the target is killed.
+	( rc=0; kb uffd-snapshot -o - "$T" 2>"$WORK/err" || rc=$?; echo "$rc" >"$WORK/rc" ) |
+		( head -c 1 >/dev/null; touch "$WORK/copying"
+		  wait_until 30 "the target to be killed" test -e "$WORK/killed" && cat >/dev/null ) &
 	pipe=$!
-	sleep 0.3
+	wait_until 30 "the core's first bytes" test -e "$WORK/copying"
 	kill -KILL "$T"
+	wait "$T" 2>/dev/null || true
+	touch "$WORK/killed"
 	wait "$pipe"
 	[ "$(cat "$WORK/rc")" -eq 3 ]
 	grep -q "exited during the copy" "$WORK/err"
@@ -360,7 +374,8 @@ target_survives_rounds() {
 	exec 5<"$WORK/fifo"
 	head -c 1M <&5 >/dev/null
 	kill -USR2 "$T"
-	for _ in $(seq 100); do [[ $(readlink /proc/"$T"/exe) == */sleep ]] && break; sleep 0.05; done
+	runs_sleep() { [[ $(readlink /proc/"$T"/exe) == */sleep ]]; }
+	wait_until 10 "the target to execute sleep" runs_sleep
 	cat <&5 >/dev/null
 	exec 5<&-
 	wait "$snap"
@@ -421,10 +436,8 @@ target_survives_rounds() {
 			# Once it waits for us (poll), its injection is over: a
 			# SIGKILL inside those ~0.1 ms is the one case not covered
 			# (see SAFETY in the manual).
-			for _ in $(seq 100); do
-				grep -q poll /proc/"$tracer"/wchan 2>/dev/null && break
-				sleep 0.01
-			done
+			polls_or_gone() { grep -q poll /proc/"$1"/wchan 2>/dev/null || [ ! -e /proc/"$1" ]; }
+			wait_until 10 "helper $tracer to wait for uffd-snapshot in poll" polls_or_gone "$tracer"
 			caught=$tracer
 			# (It may be letting go on its own already, after our resume.)
 			kill -KILL "$tracer" 2>/dev/null || true
@@ -433,14 +446,10 @@ target_survives_rounds() {
 		wait "$p" 2>/dev/null || true
 		[ -n "$caught" ] && break
 		# Its helper lets the target go on its own; wait for that.
-		for _ in $(seq 200); do
-			[ "$(awk '/^TracerPid/ {print $2}' /proc/"$T"/status)" = 0 ] && break
-			sleep 0.01
-		done
+		wait_until 10 "the helper to let the target go after uffd-snapshot died" untraced
 	done
 	[ -n "$caught" ] || skip "never caught the pause"
-	sleep 0.2
-	assert_target_free
+	wait_until 10 "the target to run freely (no thread stopped, no tracer, no userfaultfd)" target_free
 	stop_target
 }
 
@@ -452,19 +461,16 @@ target_survives_rounds() {
 	# in the injected userfaultfd() or close(): registers and signal mask
 	# changed. The thread must run on through the signal frame left for it.
 	for i in $(seq 300); do
-		if "$KBOX_TESTBIN/kill-in-window" "$T" "$KBOX" uffd-snapshot -o "$WORK/core" "$T" 2>/dev/null; then
-			hits=$((hits + 1))
-		fi
+		rc=0
+		timeout 60 "$KBOX_TESTBIN/kill-in-window" "$T" "$KBOX" uffd-snapshot -o "$WORK/core" "$T" 2>/dev/null || rc=$?
+		[ "$rc" -ne 124 ] || fail "uffd-snapshot under kill-in-window did not end within 60 s"
+		[ "$rc" -ne 0 ] || hits=$((hits + 1))
 		[ "$hits" -lt 10 ] || break
 	done
 	echo "killed in the window $hits times" >&3
 	[ "$hits" -ge 1 ]
-	sleep 0.2
-	local st
-	for st in /proc/"$T"/task/*/stat; do
-		[[ $(sed 's/.*) //' "$st" | cut -d' ' -f1) != [tT] ]]
-	done
-	[ "$(awk '/^TracerPid/ {print $2}' /proc/"$T"/status)" -eq 0 ]
+	running_untraced() { threads_running && untraced; }
+	wait_until 10 "the target's threads to run again, untraced" running_untraced
 	[ "$(grep -h SigBlk /proc/"$T"/task/*/status)" = "$masks" ]
 	# What cannot be undone: a userfaultfd created just before the helper
 	# died stays open (unused, close-on-exec), at most one per kill.
@@ -475,18 +481,21 @@ target_survives_rounds() {
 @test "uffd-snapshot stopped during the copy, then killed: the target's writers run again" {
 	# A slow writer: it reaches pages not copied yet for seconds.
 	start_target --mib 128 --threads 1 --rate 2000
-	# The copy blocks on a full pipe; then the whole snapshot is frozen.
-	kb uffd-snapshot -o - "$T" 2>/dev/null | sleep 3 &
-	sleep 0.5
-	p=$(pgrep -f "uffd-snapshot -o - $T" | head -n 1)
-	[ -n "$p" ]
+	# The copy blocks on a full pipe read no further than its first bytes;
+	# then the whole snapshot is frozen.
+	mkfifo "$WORK/fifo"
+	"$KBOX" uffd-snapshot -o - "$T" >"$WORK/fifo" 2>/dev/null &
+	p=$!
+	exec 5<"$WORK/fifo"
+	timeout 30 head -c 1 <&5 >/dev/null || fail "uffd-snapshot wrote nothing within 30 s"
 	kill -STOP "$p"
-	sleep 0.3
 	# Its writers wait for pages nobody serves: in handle_userfault.
-	grep -q handle_userfault /proc/"$T"/task/*/wchan
+	in_userfault() { grep -q handle_userfault /proc/"$T"/task/*/wchan; }
+	wait_until 20 "the target's writer to wait in handle_userfault" in_userfault
 	kill -KILL "$p"
-	sleep 0.3
-	! grep -q handle_userfault /proc/"$T"/task/*/wchan
-	assert_target_free
+	served() { ! in_userfault; }
+	wait_until 10 "the target's writers to leave handle_userfault" served
+	exec 5<&-
+	wait_until 10 "the target to run freely (no thread stopped, no tracer, no userfaultfd)" target_free
 	stop_target
 }
