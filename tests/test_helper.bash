@@ -10,6 +10,9 @@ KBOX=${KBOX:-$KBOX_ROOT/kbox}
 KBOX_TESTBIN=$KBOX_ROOT/build/tests
 SHARED=${KBOX_SHARED:-$KBOX_ROOT/../shared}
 export KBOX KBOX_ROOT KBOX_TESTBIN SHARED
+# Other tools' output (dump.exfat's labels, error messages) is compared as text:
+# one locale whatever the caller's. C.UTF-8 comes with libc.
+export LC_ALL=C.UTF-8
 
 # Runs an applet through the multicall binary: `kb mkfs.exfat -h`.
 kb() { "$KBOX" "$@"; }
