@@ -486,7 +486,8 @@ same() {
 	# The holder is one process (the lock's descriptor goes with the exec).
 	( exec 9<>"$IMG"; flock -x 9; exec sleep 60 ) 3>&- &
 	local holder=$!
-	for _ in $(seq 100); do flock -n -s "$IMG" true || break; sleep 0.05; done
+	locked() { ! flock -n -s "$IMG" true; }
+	wait_until 10 "the holder to lock $IMG" locked
 	run "$KBOX" fsck.exfat -y "$IMG"
 	local repair_status=$status repair_out=$output
 	run "$KBOX" fsck.exfat -n "$IMG"

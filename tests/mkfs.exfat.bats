@@ -321,13 +321,14 @@ part1() {
 	truncate -s 32M "$IMG"
 	LOOP=$(losetup -f --show "$IMG")
 	exec 9< <(exec python3 -c 'import os,sys,time; fd=os.open(sys.argv[1], os.O_RDONLY|os.O_EXCL); print("held", flush=True); time.sleep(30)' "$LOOP")
-	read -r -u 9 line
-	[ "$line" = held ]
+	local holder=$! line=
+	read -r -t 10 -u 9 line || true
+	[ "$line" = held ] || { kill "$holder"; fail "python3 did not say within 10 s that it holds $LOOP"; }
 	run kb mkfs.exfat "$LOOP"
+	kill "$holder"
+	exec 9<&-
 	assert_failure 1
 	assert_output "mkfs.exfat: $LOOP is in use (mounted, or held by another program); refusing to format it"
-	pkill -f "os.O_EXCL); print" -P $$ 2>/dev/null || true
-	exec 9<&-
 }
 
 @test "formats a loop device (not the image) and erases a stale ext4 signature" {
