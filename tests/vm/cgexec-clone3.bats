@@ -44,7 +44,8 @@ setup_file() {
 		mkdir $C/occupied
 		sh -c "echo \$\$ >$C/occupied/cgroup.procs; exec sleep 1000" &
 		sleeper=$!
-		while [ -z "$(cat $C/occupied/cgroup.procs)" ]; do usleep 10000; done
+		occupied() { [ -n "$(cat $C/occupied/cgroup.procs)" ]; }
+		wait_until 20 "the sleeper to enter $C/occupied" occupied
 		vm_case ebusy_enable cg -c --enable-controllers -g occupied/x -p memory.max=1M true
 		vm_case ebusy_left ls $C/occupied/x
 		kill $sleeper

@@ -16,3 +16,5 @@ vm_case() {
 }
 
 . "$VM_LIB/gpiosim.sh"
+# wait_until SECONDS WHAT COMMAND [ARG]...: the tests' bounded wait (tests/wait.sh).
+. "$VM_LIB/wait.sh"

@@ -50,7 +50,8 @@ setup_file() {
 		watch_line3() {
 			gpio-probe watch "$chip" 3 2 20000 >/tmp/watch.out &
 			watcher=$!
-			while ! grep -q ready /tmp/watch.out && kill -0 $watcher 2>/dev/null; do sleep 0.05; done
+			ready_or_end() { grep -q ready /tmp/watch.out || ! kill -0 $watcher 2>/dev/null; }
+			wait_until 20 "gpio-probe watch to be ready" ready_or_end
 			gpiosim_pull single bank0 3 up && gpiosim_pull single bank0 3 down
 			wait $watcher
 			rc=$?

@@ -26,23 +26,15 @@ watch() {
 	shift
 	gpio-watch --banner "$@" >"/tmp/$_w.out" 2>"/tmp/$_w.err" &
 	W=$!
-	_i=0
-	until grep -q "watching" "/tmp/$_w.err" 2>/dev/null; do
-		kill -0 "$W" 2>/dev/null || return 1
-		_i=$((_i + 1))
-		[ "$_i" -ge 200 ] && return 1
-		sleep 0.05
-	done
+	wait_until 20 "gpio-watch $* to print its banner" banner_or_end "$_w" || return 1
+	grep -q "watching" "/tmp/$_w.err" ||
+		{ echo "gpio-watch $* ended before watching: $(cat "/tmp/$_w.err")" >&2; return 1; }
 }
+banner_or_end() { grep -q "watching" "/tmp/$1.err" 2>/dev/null || ! kill -0 "$W" 2>/dev/null; }
 
 # wait_lines FILE N: until FILE has N lines (bounded).
-wait_lines() {
-	_i=0
-	while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ] && [ "$_i" -lt 200 ]; do
-		sleep 0.05
-		_i=$((_i + 1))
-	done
-}
+wait_lines() { wait_until 20 "$2 lines in $1" has_lines "$1" "$2"; }
+has_lines() { [ "$(cat "$1" 2>/dev/null | wc -l)" -ge "$2" ]; }
 
 # done_watch NAME [SIGNAL]: (signal and) wait for the watcher (bounded), then
 # print its stdout, "exit=STATUS", and its stderr on stderr.
