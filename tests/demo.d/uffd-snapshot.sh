@@ -8,7 +8,8 @@ dir=$(mktemp -d)
 "$t" --mib 64 --threads 3 --layout "$dir/layout" >/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
-while [ ! -e "$dir/layout" ]; do sleep 0.05; done
+. tests/wait.sh
+wait_until 30 "snap-target to start" test -e "$dir/layout" || exit 1
 echo "\$ $k uffd-snapshot -v -o core $pid"
 "$k" uffd-snapshot -v -o "$dir/core" "$pid"
 echo "\$ snap-check core   # every page agrees with the threads' own records"
