@@ -80,7 +80,7 @@ DEPS_TEST  := bats bats-support bats-assert bats-file jq zstd exfatprogs exfat-f
               cgroup-tools e2fsprogs xz-utils gpiod util-linux mount procps python3 binutils
 DEPS_VM    := qemu-system-x86 busybox-static kmod make gcc binutils xz-utils
 DEPS_FUZZ  := clang libclang-rt-14-dev zlib1g-dev
-DEPS_BENCH := hyperfine bc
+DEPS_BENCH := hyperfine bc time
 DEPS       := $(DEPS_BUILD) $(DEPS_TEST) $(DEPS_VM) $(DEPS_FUZZ) $(DEPS_BENCH)
 
 deps:
