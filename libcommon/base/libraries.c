@@ -103,6 +103,10 @@ static const struct symbol zstd_symbols[] = {
 	SYMBOL(struct kb_libzstd, ZSTD_compressStream2),
 	SYMBOL(struct kb_libzstd, ZSTD_compressCCtx),
 	SYMBOL(struct kb_libzstd, ZSTD_decompress),
+	SYMBOL(struct kb_libzstd, ZSTD_createDCtx),
+	SYMBOL(struct kb_libzstd, ZSTD_freeDCtx),
+	SYMBOL(struct kb_libzstd, ZSTD_DStreamOutSize),
+	SYMBOL(struct kb_libzstd, ZSTD_decompressStream),
 };
 SYMBOLS_FILL(struct kb_libzstd, zstd_symbols);
 

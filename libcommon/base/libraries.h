@@ -155,6 +155,10 @@ struct kb_libzstd {
 	typeof(ZSTD_compressStream2) *ZSTD_compressStream2;
 	typeof(ZSTD_compressCCtx) *ZSTD_compressCCtx;
 	typeof(ZSTD_decompress) *ZSTD_decompress;
+	typeof(ZSTD_createDCtx) *ZSTD_createDCtx;
+	typeof(ZSTD_freeDCtx) *ZSTD_freeDCtx;
+	typeof(ZSTD_DStreamOutSize) *ZSTD_DStreamOutSize;
+	typeof(ZSTD_decompressStream) *ZSTD_decompressStream;
 };
 
 /* The library's functions (a struct kb_libNAME), loaded and resolved on the

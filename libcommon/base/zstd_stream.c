@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 KB_DLOPEN_NOTE(KB_LIBZSTD);
 
@@ -133,4 +134,78 @@ ssize_t kb_zstd_block_unpack(void *dst, size_t cap, const void *src, size_t len)
 		return -1;
 	}
 	return (ssize_t)n;
+}
+
+struct kb_unzstd {
+	const struct kb_libzstd *zstd;
+	ZSTD_DCtx *dctx;
+	int (*write)(void *arg, const void *buf, size_t len);
+	void *arg;
+	void *out;
+	size_t out_size;
+	size_t pending;        /* last hint: 0 once a frame is complete and flushed */
+};
+
+struct kb_unzstd *kb_unzstd_open(int (*write)(void *arg, const void *buf, size_t len), void *arg)
+{
+	const struct kb_libzstd *zstd = kb_libzstd();
+	struct kb_unzstd *z = calloc(1, sizeof(*z));
+	if (!z)
+		return NULL;
+	z->zstd = zstd;
+	z->dctx = zstd->ZSTD_createDCtx();
+	z->out_size = zstd->ZSTD_DStreamOutSize();
+	z->out = malloc(z->out_size);
+	z->write = write;
+	z->arg = arg;
+	z->pending = 1;        /* no frame yet */
+	if (!z->dctx || !z->out) {
+		kb_unzstd_free(z);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return z;
+}
+
+int kb_unzstd_write(struct kb_unzstd *z, const void *buf, size_t len)
+{
+	ZSTD_inBuffer in = { buf, len, 0 };
+	/* Until the input is used up and nothing more comes out of it. */
+	for (;;) {
+		ZSTD_outBuffer o = { z->out, z->out_size, 0 };
+		size_t hint = z->zstd->ZSTD_decompressStream(z->dctx, &o, &in);
+		if (z->zstd->ZSTD_isError(hint)) {
+			errno = EBADMSG;
+			return -1;
+		}
+		z->pending = hint;
+		if (o.pos && z->write(z->arg, z->out, o.pos) < 0)
+			return -1;
+		if (in.pos == in.size && o.pos < o.size)
+			return 0;
+	}
+}
+
+int kb_unzstd_finish(struct kb_unzstd *z)
+{
+	int rc = z->pending ? -1 : 0;
+	kb_unzstd_free(z);
+	if (rc < 0)
+		errno = EBADMSG;
+	return rc;
+}
+
+void kb_unzstd_free(struct kb_unzstd *z)
+{
+	if (!z)
+		return;
+	z->zstd->ZSTD_freeDCtx(z->dctx);
+	free(z->out);
+	free(z);
+}
+
+bool kb_zstd_is_frame(const void *buf, size_t len)
+{
+	static const unsigned char magic[4] = { 0x28, 0xB5, 0x2F, 0xFD };
+	return len >= 4 && !memcmp(buf, magic, 4);
 }

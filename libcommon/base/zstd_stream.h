@@ -1,10 +1,12 @@
-/* zstd compression (libzstd): a stream into a write callback (cores), and
- * blocks compressed one by one (undo files). Every zstd call of kbox is in
- * zstd_stream.c.
+/* zstd compression (libzstd): a stream into a write callback (cores,
+ * metadata images), blocks compressed one by one (undo files), and streams
+ * decompressed as they come (metadata images read back). Every zstd call of
+ * kbox is in zstd_stream.c.
  * Kernel interface: none (the callback and the caller do the I/O). */
 #ifndef KBOX_ZSTD_STREAM_H
 #define KBOX_ZSTD_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -30,5 +32,19 @@ ssize_t kb_zstd_block_pack(struct kb_zstd *z, void *dst, size_t cap, const void 
 /* Decompresses a block packed so into dst: its size, or -1 with errno
  * EBADMSG when src is no such block or it would not fit in cap bytes. */
 ssize_t kb_zstd_block_unpack(void *dst, size_t cap, const void *src, size_t len);
+
+/* Decompression: compressed bytes are pushed in as they come, the
+ * decompressed ones go to write. One or more frames, back to back. */
+struct kb_unzstd;
+struct kb_unzstd *kb_unzstd_open(int (*write)(void *arg, const void *buf, size_t len), void *arg);
+/* 0, or -1 with errno: EBADMSG for data that is not zstd or is damaged,
+ * else the write callback's. */
+int kb_unzstd_write(struct kb_unzstd *z, const void *buf, size_t len);
+/* Checks that the input ended with a complete frame (EBADMSG: cut short)
+ * and frees z. 0 or -1. */
+int kb_unzstd_finish(struct kb_unzstd *z);
+void kb_unzstd_free(struct kb_unzstd *z);
+/* Whether buf starts with the zstd frame magic number. */
+bool kb_zstd_is_frame(const void *buf, size_t len);
 
 #endif
