@@ -2,6 +2,7 @@
  * id is the applet name with '.' and '-' as '_'; the applet's file defines
  * `const struct applet applet_<id>`. main.c includes this file twice. */
 APPLET(cgexec_clone3)
+APPLET(dump_exfat)
 APPLET(exfatlabel)
 APPLET(fsck_exfat)
 APPLET(gpio_watch)
