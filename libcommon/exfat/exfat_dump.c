@@ -199,8 +199,7 @@ static int chain_add(struct exfat_chain *ch, uint32_t c)
 	return 0;
 }
 
-/* Keeps the first n clusters of the chain. */
-static void chain_cut(struct exfat_chain *ch, uint64_t n)
+void exfat_chain_cut(struct exfat_chain *ch, uint64_t n)
 {
 	uint64_t kept = 0;
 	size_t i = 0;
@@ -228,7 +227,7 @@ static void settle_loop(struct exfat_reader *r, uint32_t first, uint64_t cycle, 
 	}
 	ch->value = slow;
 	if (lead + cycle < ch->clusters)
-		chain_cut(ch, lead + cycle);
+		exfat_chain_cut(ch, lead + cycle);
 }
 
 int exfat_chain_follow(struct exfat_reader *r, uint32_t first, bool contiguous, uint64_t want,
@@ -368,7 +367,13 @@ int exfat_dir_read(struct exfat_reader *r, uint32_t first, bool contiguous, uint
 		errno = ENOMEM;
 		return -1;
 	}
+	return exfat_dir_load(r, d);
+}
+
+int exfat_dir_load(struct exfat_reader *r, struct exfat_dir *d)
+{
 	uint64_t size = d->chain.clusters << r->cluster_shift;
+	free(d->buf);
 	d->buf = malloc(size ? size : 1);
 	if (!d->buf) {
 		exfat_dir_free(d);

@@ -102,6 +102,8 @@ struct exfat_chain {
 int exfat_chain_follow(struct exfat_reader *r, uint32_t first, bool contiguous, uint64_t want,
 		       uint64_t max, struct exfat_chain *ch);
 void exfat_chain_free(struct exfat_chain *ch);
+/* Keeps the first n clusters of the chain. */
+void exfat_chain_cut(struct exfat_chain *ch, uint64_t n);
 /* Stable short name of an end: "complete", "loop", ... */
 const char *exfat_chain_end_name(enum exfat_chain_end e);
 /* Device byte offset of byte `at` of the chain's data (at < clusters * cluster size). */
@@ -119,6 +121,9 @@ struct exfat_dir {
  * errno (ENOMEM, or the read error). */
 int exfat_dir_read(struct exfat_reader *r, uint32_t first, bool contiguous, uint64_t bytes,
 		   struct exfat_dir *d);
+/* Reads the clusters of d->chain (followed, and perhaps cut, by the caller)
+ * into d->buf; on failure frees d. 0, or -1 with errno. */
+int exfat_dir_load(struct exfat_reader *r, struct exfat_dir *d);
 void exfat_dir_free(struct exfat_dir *d);
 static inline const uint8_t *exfat_dir_entry(const struct exfat_dir *d, uint32_t i)
 { return d->buf + (size_t)i * EXFAT_ENTRY_SIZE; }
