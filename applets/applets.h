@@ -3,6 +3,7 @@
  * `const struct applet applet_<id>`. main.c includes this file twice. */
 APPLET(cgexec_clone3)
 APPLET(dump_exfat)
+APPLET(exfat2img)
 APPLET(exfatlabel)
 APPLET(fsck_exfat)
 APPLET(gpio_watch)
