@@ -5,6 +5,7 @@
 #include "base/kbox.h"
 #include "base/utf.h"
 #include "blockdev/blockdev.h"
+#include "blockdev/mounted.h"
 #include "exfat/exfat.h"
 #include "exfat/exfat_dump.h"
 #include "exfat/exfat_upcase.h"
@@ -717,7 +718,7 @@ static int dump_exfat_main(int argc, char **argv)
 
 	bool busy;
 	char mounted[4096];
-	int fd = exfat_open_readonly(dev, &busy, mounted, sizeof(mounted));
+	int fd = kb_dev_open_reading(dev, &busy, mounted, sizeof(mounted));
 	if (fd < 0) {
 		if (errno == EINVAL)
 			kb_die(EXIT_FAILED, "%s: neither a block device nor a regular file", dev);

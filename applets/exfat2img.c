@@ -115,7 +115,7 @@ static int copy_metadata(const char *dev, const char *out, int zlevel, bool json
 		kb_die(EXIT_FAILED, "standard output is a terminal: redirect it, or give -o FILE");
 	bool busy;
 	char mounted[4096];
-	int fd = exfat_open_readonly(dev, &busy, mounted, sizeof(mounted));
+	int fd = kb_dev_open_reading(dev, &busy, mounted, sizeof(mounted));
 	if (fd < 0) {
 		if (errno == EINVAL)
 			kb_die(EXIT_FAILED, "%s: neither a block device nor a regular file", dev);

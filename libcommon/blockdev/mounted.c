@@ -4,6 +4,8 @@
 #include "blockdev/mounted.h"
 #include "base/libraries.h"
 
+#include "blockdev/blockdev.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -217,4 +219,25 @@ int kb_mounted_at(const struct stat *st, char *where, size_t len)
 	}
 	mnt->mnt_unref_table(tb);
 	return hit;
+}
+
+int kb_dev_open_reading(const char *path, bool *busy, char *mounted, size_t mounted_len)
+{
+	struct stat st;
+	int fd = kb_dev_open(path, false, &st);
+	if (fd < 0)
+		return -1;
+	*busy = false;
+	if (kb_dev_lock(fd, false) < 0) {
+		if (errno != EWOULDBLOCK) {
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		*busy = true;
+	}
+	if (kb_mounted_at(&st, mounted, mounted_len) <= 0 && mounted_len)
+		mounted[0] = '\0';
+	return fd;
 }

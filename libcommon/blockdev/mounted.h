@@ -4,6 +4,7 @@
 #ifndef KBOX_MOUNTED_H
 #define KBOX_MOUNTED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 
@@ -26,5 +27,12 @@ struct kb_mount {
  * until fn returns non-zero; returns that value, 0 when none did, or -1 with
  * errno when the table cannot be read. */
 int kb_mounts_each(const char *fstype, int (*fn)(const struct kb_mount *m, void *arg), void *arg);
+
+/* Opens a block device or image file read-only to read what it holds: with
+ * a shared image lock when it can get one (*busy: another program holds the
+ * write lock), and where it is mounted in `mounted` ("" if not; mounted_len
+ * bytes). Returns the descriptor, or -1 with errno (EINVAL: neither a device
+ * nor a regular file). */
+int kb_dev_open_reading(const char *path, bool *busy, char *mounted, size_t mounted_len);
 
 #endif

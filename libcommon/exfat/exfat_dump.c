@@ -3,7 +3,6 @@
 
 #include "base/utf.h"
 #include "blockdev/blockdev.h"
-#include "blockdev/mounted.h"
 #include "exfat/exfat_upcase.h"
 
 #include <errno.h>
@@ -677,25 +676,4 @@ int exfat_lookup(struct exfat_reader *r, const struct exfat_root *root, const ch
 	}
 	exfat_dir_free(&cur);
 	return -1;
-}
-
-int exfat_open_readonly(const char *path, bool *busy, char *mounted, size_t mounted_len)
-{
-	struct stat st;
-	int fd = kb_dev_open(path, false, &st);
-	if (fd < 0)
-		return -1;
-	*busy = false;
-	if (kb_dev_lock(fd, false) < 0) {
-		if (errno != EWOULDBLOCK) {
-			int e = errno;
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		*busy = true;
-	}
-	if (kb_mounted_at(&st, mounted, mounted_len) <= 0 && mounted_len)
-		mounted[0] = '\0';
-	return fd;
 }

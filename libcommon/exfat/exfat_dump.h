@@ -203,10 +203,4 @@ uint64_t exfat_root_bitmap_used(struct exfat_reader *r, struct exfat_root *root)
 int exfat_lookup(struct exfat_reader *r, const struct exfat_root *root, const char *path,
 		 struct exfat_dir *dir, struct exfat_entry_set *set, char *err, size_t err_len);
 
-/* Opens a block device or image file read-only, with a shared image lock
- * when it can get one (*busy: another program holds the write lock) and
- * where it is mounted in mounted ("" if not; mounted_len bytes). Returns
- * the descriptor, or -1 with errno (EINVAL: neither a device nor a file). */
-int exfat_open_readonly(const char *path, bool *busy, char *mounted, size_t mounted_len);
-
 #endif
