@@ -229,6 +229,50 @@ static void settle_loop(struct exfat_reader *r, uint32_t first, uint64_t cycle, 
 		exfat_chain_cut(ch, lead + cycle);
 }
 
+static int by_first(const void *a, const void *b)
+{
+	const struct exfat_run *x = a, *y = b;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Does a cluster appear twice in the chain's runs? */
+static bool runs_overlap(const struct exfat_chain *ch)
+{
+	struct exfat_run *sorted = malloc(ch->nruns * sizeof(*sorted) + 1);
+	bool overlap = false;
+	if (!sorted)
+		return false;
+	memcpy(sorted, ch->runs, ch->nruns * sizeof(*sorted));
+	qsort(sorted, ch->nruns, sizeof(*sorted), by_first);
+	for (size_t i = 1; i < ch->nruns && !overlap; i++)
+		overlap = (uint64_t)sorted[i - 1].first + sorted[i - 1].count > sorted[i].first;
+	free(sorted);
+	return overlap;
+}
+
+/* A chain stopped at its length repeats a cluster: then it loops for ever
+ * (the FAT maps each cluster to one next), and Brent's method, which had
+ * not met the loop yet, measures it now. */
+static void find_loop(struct exfat_reader *r, uint32_t first, struct exfat_chain *ch)
+{
+	uint32_t saved = first, x = exfat_reader_fat(r, first);
+	uint64_t power = 1, cycle = 1, steps = 0, bound = 2 * ch->clusters + 2;
+	while (x != saved && steps++ < bound && !r->error) {
+		if (cycle == power) {
+			saved = x;
+			power *= 2;
+			cycle = 0;
+		}
+		x = exfat_reader_fat(r, x);
+		cycle++;
+	}
+	if (x != saved)
+		return;
+	ch->end = EXFAT_CHAIN_LOOP;
+	ch->longer = false;
+	settle_loop(r, first, cycle, ch);
+}
+
 int exfat_chain_follow(struct exfat_reader *r, uint32_t first, bool contiguous, uint64_t want,
 		       uint64_t max, struct exfat_chain *ch)
 {
@@ -274,6 +318,8 @@ int exfat_chain_follow(struct exfat_reader *r, uint32_t first, bool contiguous, 
 					ch->longer = true;
 				else
 					ch->end = EXFAT_CHAIN_TOO_LONG, ch->value = next;
+				if (runs_overlap(ch))
+					find_loop(r, first, ch);
 			}
 			return 0;
 		}
