@@ -88,6 +88,7 @@ static void f_uint(struct out *o, const char *text, const char *key, uint64_t v)
 	printf("%" PRIu64 "\n", v);
 }
 
+/* width -1: bare hexadecimal digits, without 0x. */
 static void f_hex(struct out *o, const char *text, const char *key, uint64_t v, int width)
 {
 	if (o->json) {
@@ -95,7 +96,10 @@ static void f_hex(struct out *o, const char *text, const char *key, uint64_t v, 
 		return;
 	}
 	label(text);
-	printf("0x%0*" PRIx64 "\n", width, v);
+	if (width < 0)
+		printf("%" PRIx64 "\n", v);
+	else
+		printf("0x%0*" PRIx64 "\n", width, v);
 }
 
 static void __attribute__((format(printf, 4, 5)))
@@ -337,7 +341,8 @@ static void print_compatible(struct out *o, struct exfat_reader *r, struct exfat
 		if (o->json)
 			kb_json_begin_object(&o->j);
 		f_hex(o, "Bitmap entry type: ", "type", root->bitmap.type, 0);
-		f_uint(o, "Bitmap start cluster: ", "first_cluster", exfat_le32(root->bitmap.first_cluster));
+		/* exfatprogs prints the start clusters in hexadecimal, without 0x. */
+		f_hex(o, "Bitmap start cluster: ", "first_cluster", exfat_le32(root->bitmap.first_cluster), -1);
 		f_uint(o, "Bitmap size: ", "size", exfat_le64(root->bitmap.data_length));
 		if (o->json) {
 			f_uint(o, NULL, "flags", root->bitmap.flags);
@@ -358,7 +363,7 @@ static void print_compatible(struct out *o, struct exfat_reader *r, struct exfat
 		if (o->json)
 			kb_json_begin_object(&o->j);
 		f_hex(o, "Upcase table entry type: ", "type", root->upcase.type, 0);
-		f_uint(o, "Upcase table start cluster: ", "first_cluster", exfat_le32(root->upcase.first_cluster));
+		f_hex(o, "Upcase table start cluster: ", "first_cluster", exfat_le32(root->upcase.first_cluster), -1);
 		f_uint(o, "Upcase table size: ", "size", exfat_le64(root->upcase.data_length));
 		if (o->json) {
 			f_uint(o, NULL, "offset", root->upcase_pos);
