@@ -182,6 +182,16 @@ static int scan_dir(struct scan *sc, const struct dir_job *job, char *err, size_
 		exfat_dir_free(&d);
 		goto nomem;
 	}
+	/* Clusters past the device's end read as zeros, an end mark: nothing
+	 * there to read or follow. */
+	uint64_t inside = 0;
+	for (size_t i = 0; i < d.chain.nruns; i++)
+		for (uint32_t k = 0; k < d.chain.runs[i].count; k++, inside++)
+			if (exfat_reader_cluster_pos(r, d.chain.runs[i].first + k) >= r->dev_size)
+				goto cut;
+cut:
+	if (inside < d.chain.clusters)
+		exfat_chain_cut(&d.chain, inside);
 	if (exfat_dir_load(r, &d) < 0) {
 		if (errno == ENOMEM)
 			goto nomem;
@@ -297,6 +307,23 @@ static int sink_put(struct sink *s, uint64_t off, const void *buf, size_t len)
 	return 0;
 }
 
+/* The next run of heap clusters from index i, copied or not: the metadata
+ * clusters that start inside the image are copied. */
+static uint64_t image_run(const struct exfat_metaimage *m, uint64_t i, bool *copy)
+{
+	const struct exfat_reader *r = m->r;
+	uint64_t inside = 0;
+	if (m->image_size > r->heap_offset)
+		inside = exfat_reader_clusters_for(r, m->image_size - r->heap_offset);
+	if (inside > r->cluster_count)
+		inside = r->cluster_count;
+	if (i >= inside) {
+		*copy = false;
+		return r->cluster_count - i;
+	}
+	return set_run(&m->meta, i, inside, copy);
+}
+
 /* Copies the volume's bytes [off, off + len) to the sink. */
 static int copy_range(struct exfat_metaimage *m, struct sink *s, uint8_t *buf, uint64_t off, uint64_t len,
 		      char *err, size_t err_len)
@@ -337,7 +364,7 @@ int exfat_metaimage_write_sparse(struct exfat_metaimage *m, int fd, uint64_t *wr
 		goto out;
 	for (uint64_t i = 0, n; i < r->cluster_count; i += n) {
 		bool in;
-		n = set_run(&m->meta, i, r->cluster_count, &in);
+		n = image_run(m, i, &in);
 		if (in && copy_range(m, &s, buf, exfat_reader_cluster_pos(r, (uint32_t)(i + EXFAT_FIRST_CLUSTER)),
 				     n << r->cluster_shift, err, err_len) < 0)
 			goto out;
@@ -383,7 +410,7 @@ int exfat_metaimage_write_stream(struct exfat_metaimage *m, int (*write)(void *a
 		goto out;
 	for (uint64_t i = 0, n; i < r->cluster_count; i += n) {
 		bool in;
-		n = set_run(&m->meta, i, r->cluster_count, &in);
+		n = image_run(m, i, &in);
 		uint8_t code[5] = { in ? (n == 1 ? RUN_COPY_1 : RUN_COPY_N) : (n == 1 ? RUN_SKIP_1 : RUN_SKIP_N) };
 		exfat_put_le32(code + 1, (uint32_t)n);
 		if (sink_put(&s, 0, code, n == 1 ? 1 : 5) < 0) {
