@@ -5,14 +5,15 @@
 #   exfat_label: the same, and one whose root directory has no free entry;
 #   undo: undo files of real repairs (one complete, one from a run killed part
 #     way), each also with byte 40 set so the harness keeps its CRCs right;
-#   kmsg: the split-lock log forms of the tests' fixtures, line by line too.
+#   kmsg: the split-lock log forms of the tests' fixtures, line by line too;
+#   exfat_dump: the fsck_exfat volumes, and their exfat2img streams.
 # usage: seeds.sh KBOX OUTDIR
 set -eu
 kbox=$1 out=$2
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$out/fsck_exfat" "$out/undo" "$out/kmsg" "$tmp/tree/dir/sub"
+mkdir -p "$out/fsck_exfat" "$out/undo" "$out/kmsg" "$out/exfat_dump" "$tmp/tree/dir/sub"
 echo hello > "$tmp/tree/a.txt"
 printf '%s\n' one two three > "$tmp/tree/dir/b.txt"
 head -c 3000 /dev/zero | tr '\0' x > "$tmp/tree/dir/sub/c.bin"
@@ -22,6 +23,8 @@ for i in 1 2 3 4 5 6; do echo "$i" > "$tmp/tree/dir/n$i"; done
 "$kbox" mkfs.exfat -q -b 4K -c 1K -s 1024 -d "$tmp/tree" "$tmp/tree1k.img" 1M
 for img in "$tmp"/*.img; do
 	head -c 49152 "$img" > "$out/fsck_exfat/$(basename "$img" .img)"
+	cp "$out/fsck_exfat/$(basename "$img" .img)" "$out/exfat_dump/"
+	"$kbox" exfat2img -o - "$img" 2>/dev/null | head -c 49152 > "$out/exfat_dump/$(basename "$img" .img).stream"
 done
 # exfat_label: the same volumes, and one whose root directory is full (label,
 # bitmap, up-case and files of 3+3+3+4 entries in one 512-byte cluster).
