@@ -173,12 +173,16 @@ int kb_unzstd_write(struct kb_unzstd *z, const void *buf, size_t len)
 	/* Until the input is used up and nothing more comes out of it. */
 	for (;;) {
 		ZSTD_outBuffer o = { z->out, z->out_size, 0 };
+		size_t before = in.pos;
 		size_t hint = z->zstd->ZSTD_decompressStream(z->dctx, &o, &in);
 		if (z->zstd->ZSTD_isError(hint)) {
 			errno = EBADMSG;
 			return -1;
 		}
-		z->pending = hint;
+		/* A call that found nothing to do after a frame ended asks for
+		 * the next frame's header: that is not a frame left unfinished. */
+		if (in.pos != before || o.pos)
+			z->pending = hint;
 		if (o.pos && z->write(z->arg, z->out, o.pos) < 0)
 			return -1;
 		if (in.pos == in.size && o.pos < o.size)
