@@ -284,7 +284,7 @@ void exfat_metaimage_free(struct exfat_metaimage *m)
  * order through a write callback. */
 struct sink {
 	int fd;
-	uint64_t limit;
+	uint64_t from, limit;          /* only [from, limit) is written to fd */
 	int (*write)(void *arg, const void *buf, size_t len);
 	void *arg;
 	uint64_t written;
@@ -296,8 +296,13 @@ static int sink_put(struct sink *s, uint64_t off, const void *buf, size_t len)
 		if (s->write(s->arg, buf, len) < 0)
 			return -1;
 	} else {
-		if (off >= s->limit)
+		if (off + len <= s->from || off >= s->limit)
 			return 0;
+		if (off < s->from) {
+			buf = (const uint8_t *)buf + (s->from - off);
+			len -= (size_t)(s->from - off);
+			off = s->from;
+		}
 		if (len > s->limit - off)
 			len = (size_t)(s->limit - off);
 		if (kb_pwrite_full(s->fd, buf, len, off) < 0)
@@ -344,35 +349,43 @@ static int copy_range(struct exfat_metaimage *m, struct sink *s, uint8_t *buf, u
 	return 0;
 }
 
-int exfat_metaimage_write_sparse(struct exfat_metaimage *m, int fd, uint64_t *written, char *err,
-				 size_t err_len)
+/* The bytes before the heap and the metadata clusters, at their places. */
+static int write_image(struct exfat_metaimage *m, struct sink *s, char *err, size_t err_len)
 {
 	struct exfat_reader *r = m->r;
-	struct sink s = { .fd = fd, .limit = m->image_size };
 	uint8_t *buf = malloc(COPY_CHUNK);
 	int rc = -1;
 	if (!buf) {
 		snprintf(err, err_len, "out of memory");
 		return -1;
 	}
-	if (ftruncate(fd, (off_t)m->image_size) < 0) {
-		snprintf(err, err_len, "cannot make the image %llu bytes long: %s", (unsigned long long)m->image_size,
-			 strerror(errno));
-		goto out;
-	}
-	if (copy_range(m, &s, buf, 0, r->heap_offset, err, err_len) < 0)
+	if (copy_range(m, s, buf, 0, r->heap_offset, err, err_len) < 0)
 		goto out;
 	for (uint64_t i = 0, n; i < r->cluster_count; i += n) {
 		bool in;
 		n = image_run(m, i, &in);
-		if (in && copy_range(m, &s, buf, exfat_reader_cluster_pos(r, (uint32_t)(i + EXFAT_FIRST_CLUSTER)),
+		if (in && copy_range(m, s, buf, exfat_reader_cluster_pos(r, (uint32_t)(i + EXFAT_FIRST_CLUSTER)),
 				     n << r->cluster_shift, err, err_len) < 0)
 			goto out;
 	}
 	rc = 0;
 out:
-	*written = s.written;
 	free(buf);
+	return rc;
+}
+
+int exfat_metaimage_write_sparse(struct exfat_metaimage *m, int fd, uint64_t *written, char *err,
+				 size_t err_len)
+{
+	struct sink s = { .fd = fd, .limit = m->image_size };
+	*written = 0;
+	if (ftruncate(fd, (off_t)m->image_size) < 0) {
+		snprintf(err, err_len, "cannot make the image %llu bytes long: %s", (unsigned long long)m->image_size,
+			 strerror(errno));
+		return -1;
+	}
+	int rc = write_image(m, &s, err, err_len);
+	*written = s.written;
 	return rc;
 }
 
@@ -754,23 +767,33 @@ int exfat_image_check(int img_fd, uint64_t img_size, const struct exfat_image_in
 	return rc;
 }
 
-int exfat_image_restore(int img_fd, uint64_t img_size, int dev_fd, uint64_t *written, char *err,
-			size_t err_len)
+/* Copies the image's bytes [from, to) onto the device. */
+static int copy_out(int img_fd, int dev_fd, uint8_t *buf, uint64_t from, uint64_t to, uint64_t *written,
+		    const char **what)
 {
-	uint8_t first[512], zeros[512] = { 0 };
-	uint8_t *buf = malloc(COPY_CHUNK);
-	*written = 0;
-	if (!buf) {
-		snprintf(err, err_len, "out of memory");
-		return -1;
+	while (from < to) {
+		size_t n = to - from < COPY_CHUNK ? (size_t)(to - from) : COPY_CHUNK;
+		*what = "read the image";
+		if (kb_pread_full(img_fd, buf, n, from) < 0)
+			return -1;
+		*what = "write";
+		if (kb_pwrite_full(dev_fd, buf, n, from) < 0)
+			return -1;
+		*written += n;
+		from += n;
 	}
-	const char *what = "read the image";
-	if (kb_pread_full(img_fd, first, sizeof(first), 0) < 0)
-		goto fail;
-	what = "write";
-	if (kb_pwrite_full(dev_fd, zeros, sizeof(zeros), 0) < 0 || fdatasync(dev_fd) < 0)
-		goto fail;
-	for (uint64_t off = sizeof(first); off < img_size;) {
+	return 0;
+}
+
+/* Writes what the image holds in its cluster heap besides its metadata
+ * (file data, in a plain image): its data extents, metadata clusters left
+ * out (they are written whole already). */
+static int copy_other_data(struct exfat_metaimage *m, int img_fd, uint64_t img_size, int dev_fd, uint8_t *buf,
+			   uint64_t *written, const char **what)
+{
+	struct exfat_reader *r = m->r;
+	uint64_t heap_end = r->heap_offset + ((uint64_t)r->cluster_count << r->cluster_shift);
+	for (uint64_t off = r->heap_offset; off < img_size;) {
 		off_t data = lseek(img_fd, (off_t)off, SEEK_DATA), hole;
 		if (data < 0 && errno == ENXIO)
 			break;
@@ -782,27 +805,70 @@ int exfat_image_restore(int img_fd, uint64_t img_size, int dev_fd, uint64_t *wri
 			if (hole < 0 || (uint64_t)hole > img_size)
 				hole = (off_t)img_size;
 		}
-		for (uint64_t at = (uint64_t)data; at < (uint64_t)hole;) {
-			size_t n = (uint64_t)hole - at < COPY_CHUNK ? (size_t)((uint64_t)hole - at) : COPY_CHUNK;
-			what = "read the image";
-			if (kb_pread_full(img_fd, buf, n, at) < 0)
-				goto fail;
-			what = "write";
-			if (kb_pwrite_full(dev_fd, buf, n, at) < 0)
-				goto fail;
-			*written += n;
-			at += n;
+		for (uint64_t at = (uint64_t)data, end; at < (uint64_t)hole; at = end) {
+			bool meta = false;
+			end = (uint64_t)hole;
+			if (at < heap_end) {
+				uint64_t index = (at - r->heap_offset) >> r->cluster_shift;
+				uint64_t n = set_run(&m->meta, index, r->cluster_count, &meta);
+				uint64_t run_end = r->heap_offset + ((index + n) << r->cluster_shift);
+				if (run_end < end)
+					end = run_end;
+			}
+			if (!meta && copy_out(img_fd, dev_fd, buf, at, end, written, what) < 0)
+				return -1;
 		}
 		off = (uint64_t)hole;
 	}
+	return 0;
+}
+
+int exfat_image_restore(int img_fd, uint64_t img_size, int dev_fd, uint64_t *written, char *err,
+			size_t err_len)
+{
+	struct exfat_reader r;
+	struct exfat_metaimage m;
+	*written = 0;
+	if (exfat_reader_open(&r, img_fd, img_size, NULL, err, err_len) < 0)
+		return -1;
+	if (exfat_metaimage_scan(&r, &m, err, err_len) < 0) {
+		exfat_reader_free(&r);
+		return -1;
+	}
+	uint8_t first[512], zeros[512] = { 0 };
+	uint8_t *buf = malloc(COPY_CHUNK);
+	const char *what = "out of memory";
+	int rc = -1;
+	errno = ENOMEM;
+	if (!buf)
+		goto fail;
+	what = "read the image";
+	if (kb_pread_full(img_fd, first, sizeof(first), 0) < 0)
+		goto fail;
+	what = "write";
+	if (kb_pwrite_full(dev_fd, zeros, sizeof(zeros), 0) < 0 || fdatasync(dev_fd) < 0)
+		goto fail;
+	/* The metadata whole, zeros included: where the image has a hole in
+	 * it, whatever the device held there must not stay. */
+	struct sink s = { .fd = dev_fd, .from = sizeof(first), .limit = img_size };
+	if (write_image(&m, &s, err, err_len) < 0) {
+		*written = s.written;
+		goto out;
+	}
+	*written = s.written;
+	if (copy_other_data(&m, img_fd, img_size, dev_fd, buf, written, &what) < 0)
+		goto fail;
 	what = "write";
 	if (fsync(dev_fd) < 0 || kb_pwrite_full(dev_fd, first, sizeof(first), 0) < 0 || fsync(dev_fd) < 0)
 		goto fail;
 	*written += sizeof(first);
-	free(buf);
-	return 0;
+	rc = 0;
+	goto out;
 fail:
 	snprintf(err, err_len, "%s: %s", what, strerror(errno));
+out:
 	free(buf);
-	return -1;
+	exfat_metaimage_free(&m);
+	exfat_reader_free(&r);
+	return rc;
 }

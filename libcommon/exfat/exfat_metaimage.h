@@ -85,8 +85,11 @@ int exfat_image_unpack(int in_fd, int *spool_fd, struct exfat_image_info *info, 
 int exfat_image_check(int img_fd, uint64_t img_size, const struct exfat_image_info *info, char *err,
 		      size_t err_len);
 
-/* Writes every data extent of the image onto dev_fd (holes are not
- * written): the first sector is zeroed first and written last, so a restore
+/* Writes the image onto dev_fd: the bytes before the cluster heap and every
+ * metadata cluster the image's own directory tree names are written whole,
+ * zeros included, so nothing the device held stays in them; other data the
+ * image holds (file data of a plain image) as found; holes elsewhere are not
+ * written. The first sector is zeroed first and written last, so a restore
  * cut short leaves no main boot sector describing half-written metadata.
  * Synced to the device. *written: bytes written. 0, or -1 with err. */
 int exfat_image_restore(int img_fd, uint64_t img_size, int dev_fd, uint64_t *written, char *err,
