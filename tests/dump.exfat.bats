@@ -136,7 +136,7 @@ setup() {
 	echo "$output" | jq -e '.boot_regions.in_use == "backup" and (.boot_regions.main.sound | not)'
 	echo "$output" | jq -e '.boot_regions.main.problem | test("checksum")'
 	run -0 "$KBOX" dump.exfat "$IMG"
-	assert_line --regexp '^Main boot region:[[:space:]]+damaged: the boot checksum sector does not match the region$'
+	assert_line --regexp '^Main boot region:[[:space:]]+damaged: boot checksum sector does not match the region$'
 	assert_line --regexp '^Boot region in use:[[:space:]]+backup$'
 }
 

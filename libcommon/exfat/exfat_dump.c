@@ -21,26 +21,13 @@
 static void check_region(const uint8_t *region, unsigned ss, struct exfat_region_state *st)
 {
 	const struct exfat_boot_sector *bs = (const void *)region;
+	const char *why;
 	st->sector_size = ss;
 	st->computed_checksum = exfat_boot_checksum(region, ss);
 	st->stored_checksum = exfat_get_le32(region + (size_t)EXFAT_BOOT_CHECKSUM_SECTOR * ss);
-	st->sector_ok = exfat_boot_sector_check(bs, &st->problem) == 0;
-	if (st->sector_ok && exfat_sector_size(bs) != ss) {
-		st->sector_ok = false;
-		st->problem = "BytesPerSectorShift does not match the region's place";
-	}
-	if (st->problem)
-		return;
-	for (unsigned s = 1; s <= EXFAT_EXT_BOOT_SECTORS; s++)
-		if (exfat_get_le32(region + (size_t)(s + 1) * ss - 4) != 0xAA550000u) {
-			st->problem = "an extended boot sector lacks its AA550000 signature";
-			return;
-		}
-	for (unsigned k = 0; k < ss; k += 4)
-		if (exfat_get_le32(region + (size_t)EXFAT_BOOT_CHECKSUM_SECTOR * ss + k) != st->computed_checksum) {
-			st->problem = "the boot checksum sector does not match the region";
-			return;
-		}
+	/* The boot sector alone may be sound when the region around it is not. */
+	st->sector_ok = exfat_boot_sector_check(bs, &why) == 0 && exfat_sector_size(bs) == ss;
+	st->problem = exfat_boot_region_check(region, ss, &why) < 0 ? why : NULL;
 }
 
 static bool sector_shift_ok(unsigned shift)
@@ -64,14 +51,6 @@ static int read_backup(struct exfat_reader *r, uint8_t *buf, unsigned main_ss)
 	}
 	r->backup.problem = "no boot sector at any sector size";
 	return 0;
-}
-
-static bool regions_equal(const uint8_t *a, const uint8_t *b, unsigned ss)
-{
-	for (size_t k = 0; k < (size_t)EXFAT_BOOT_REGION_SECTORS * ss; k++)
-		if (a[k] != b[k] && k != 106 && k != 107 && k != 112)
-			return false;
-	return true;
 }
 
 int exfat_reader_open(struct exfat_reader *r, int fd, uint64_t dev_size, bool *not_exfat,
@@ -102,7 +81,7 @@ int exfat_reader_open(struct exfat_reader *r, int fd, uint64_t dev_size, bool *n
 		goto out;
 	}
 	if (r->main.sector_ok && r->backup.sector_ok && r->main.sector_size == r->backup.sector_size)
-		r->regions_differ = !regions_equal(mainr, backup, r->main.sector_size);
+		r->regions_differ = !exfat_boot_regions_equal(mainr, backup, r->main.sector_size);
 	/* A sound region first, then one whose boot sector alone is sound. */
 	bool main_clean = !r->main.problem, backup_clean = !r->backup.problem;
 	if (main_clean || (!backup_clean && r->main.sector_ok)) {
