@@ -4,8 +4,6 @@
 #include "base/json.h"
 #include "base/kbox.h"
 #include "base/utf.h"
-#include "blockdev/blockdev.h"
-#include "blockdev/mounted.h"
 #include "exfat/exfat.h"
 #include "exfat/exfat_dump.h"
 #include "exfat/exfat_upcase.h"
@@ -722,24 +720,14 @@ static int dump_exfat_main(int argc, char **argv)
 	const char *dev = argv[optind];
 
 	bool busy;
-	char mounted[4096];
-	int fd = kb_dev_open_reading(dev, &busy, mounted, sizeof(mounted));
-	if (fd < 0) {
-		if (errno == EINVAL)
-			kb_die(EXIT_FAILED, "%s: neither a block device nor a regular file", dev);
-		kb_die_errno(EXIT_FAILED, "%s", dev);
-	}
+	char mounted[4096], err[512];
+	struct exfat_reader r;
+	if (exfat_reader_open_path(&r, dev, &busy, mounted, sizeof(mounted), err, sizeof(err)) < 0)
+		kb_die(EXIT_FAILED, "%s", err);
 	if (mounted[0])
 		kb_warn("warning: %s is mounted on %s: the dump may show stale data", dev, mounted);
 	if (busy)
 		kb_warn("warning: %s is being written by another program: the dump may see it half-way", dev);
-	uint64_t size;
-	if (kb_dev_size(fd, &size) < 0)
-		kb_die_errno(EXIT_FAILED, "%s: size", dev);
-	struct exfat_reader r;
-	char err[512];
-	if (exfat_reader_open(&r, fd, size, NULL, err, sizeof(err)) < 0)
-		kb_die(EXIT_FAILED, "%s: %s", dev, err);
 	struct exfat_root root;
 	if (exfat_root_load(&r, &root) < 0)
 		kb_die_errno(EXIT_FAILED, "%s: cannot read the root directory", dev);
@@ -765,7 +753,6 @@ static int dump_exfat_main(int argc, char **argv)
 	}
 	exfat_root_free(&root);
 	exfat_reader_free(&r);
-	close(fd);
 	if (fflush(stdout) != 0 || ferror(stdout))
 		kb_die_errno(EXIT_FAILED, "standard output");
 	return rc;

@@ -114,29 +114,20 @@ static int copy_metadata(const char *dev, const char *out, int zlevel, bool json
 	if (to_stdout && isatty(STDOUT_FILENO))
 		kb_die(EXIT_FAILED, "standard output is a terminal: redirect it, or give -o FILE");
 	bool busy;
-	char mounted[4096];
-	int fd = kb_dev_open_reading(dev, &busy, mounted, sizeof(mounted));
-	if (fd < 0) {
-		if (errno == EINVAL)
-			kb_die(EXIT_FAILED, "%s: neither a block device nor a regular file", dev);
-		kb_die_errno(EXIT_FAILED, "%s", dev);
-	}
+	char mounted[4096], err[512];
+	struct exfat_reader r;
+	struct exfat_metaimage m;
+	struct stat src;
+	if (exfat_reader_open_path(&r, dev, &busy, mounted, sizeof(mounted), err, sizeof(err)) < 0)
+		kb_die(EXIT_FAILED, "%s", err);
 	if (mounted[0])
 		kb_warn("warning: %s is mounted on %s: the image may hold stale metadata", dev, mounted);
 	if (busy)
 		kb_warn("warning: %s is being written by another program: the image may catch it half-way", dev);
-	struct stat src;
-	uint64_t size;
-	if (fstat(fd, &src) < 0 || kb_dev_size(fd, &size) < 0)
+	if (fstat(r.fd, &src) < 0)
 		kb_die_errno(EXIT_FAILED, "%s", dev);
 	if (!to_stdout)
 		check_output(out, &src, stream);
-
-	struct exfat_reader r;
-	struct exfat_metaimage m;
-	char err[512];
-	if (exfat_reader_open(&r, fd, size, NULL, err, sizeof(err)) < 0)
-		kb_die(EXIT_FAILED, "%s: %s", dev, err);
 	if (exfat_metaimage_scan(&r, &m, err, sizeof(err)) < 0)
 		kb_die(EXIT_FAILED, "%s: %s", dev, err);
 
@@ -179,7 +170,6 @@ static int copy_metadata(const char *dev, const char *out, int zlevel, bool json
 	print_summary(&s, to_stdout ? stderr : stdout);
 	exfat_metaimage_free(&m);
 	exfat_reader_free(&r);
-	close(fd);
 	return EXIT_OK;
 }
 

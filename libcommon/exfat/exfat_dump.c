@@ -3,6 +3,7 @@
 
 #include "base/utf.h"
 #include "blockdev/blockdev.h"
+#include "blockdev/mounted.h"
 #include "exfat/exfat_upcase.h"
 
 #include <errno.h>
@@ -63,7 +64,7 @@ int exfat_reader_open(struct exfat_reader *r, int fd, uint64_t dev_size, bool *n
 		*not_exfat = false;
 	size_t max = (size_t)EXFAT_BOOT_REGION_SECTORS * 4096;
 	uint8_t *mainr = malloc(max), *backup = malloc(max);
-	r->fat_cache = malloc(sizeof(uint32_t) * FAT_WINDOW_ENTRIES * EXFAT_FAT_CACHE_SLOTS);
+	r->fat_cache = malloc((size_t)FAT_WINDOW_ENTRIES * 4 * EXFAT_FAT_CACHE_SLOTS);
 	int rc = -1;
 	if (!mainr || !backup || !r->fat_cache) {
 		snprintf(err, err_len, "out of memory");
@@ -121,10 +122,38 @@ out:
 	return rc;
 }
 
+int exfat_reader_open_path(struct exfat_reader *r, const char *path, bool *busy, char *mounted,
+			   size_t mounted_len, char *err, size_t err_len)
+{
+	int fd = kb_dev_open_reading(path, busy, mounted, mounted_len);
+	uint64_t size;
+	if (fd < 0) {
+		snprintf(err, err_len, "%s: %s", path,
+			 errno == EINVAL ? "neither a block device nor a regular file" : strerror(errno));
+		return -1;
+	}
+	if (kb_dev_size(fd, &size) < 0) {
+		snprintf(err, err_len, "%s: size: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	char why[256];
+	if (exfat_reader_open(r, fd, size, NULL, why, sizeof(why)) < 0) {
+		snprintf(err, err_len, "%s: %s", path, why);
+		close(fd);
+		return -1;
+	}
+	r->owns_fd = true;
+	return 0;
+}
+
 void exfat_reader_free(struct exfat_reader *r)
 {
 	free(r->fat_cache);
 	r->fat_cache = NULL;
+	if (r->owns_fd)
+		close(r->fd);
+	r->owns_fd = false;
 }
 
 int exfat_reader_read(struct exfat_reader *r, uint64_t off, void *buf, size_t len)
@@ -141,18 +170,18 @@ int exfat_reader_read(struct exfat_reader *r, uint64_t off, void *buf, size_t le
 
 uint32_t exfat_reader_fat(struct exfat_reader *r, uint32_t c)
 {
-	uint64_t w = c / FAT_WINDOW_ENTRIES;
-	unsigned slot = (unsigned)(w % EXFAT_FAT_CACHE_SLOTS);
-	uint32_t *win = r->fat_cache + (size_t)slot * FAT_WINDOW_ENTRIES;
-	if (r->fat_cache_tag[slot] != w + 1) {
-		r->fat_cache_tag[slot] = 0;
-		if (exfat_reader_read(r, r->fat_offset + w * FAT_WINDOW_ENTRIES * 4, win, FAT_WINDOW_ENTRIES * 4) < 0)
+	/* Direct-mapped windows of the FAT as it is on disk. */
+	uint64_t window = c / FAT_WINDOW_ENTRIES;
+	unsigned slot = (unsigned)(window % EXFAT_FAT_CACHE_SLOTS);
+	uint8_t *bytes = r->fat_cache + (size_t)slot * FAT_WINDOW_ENTRIES * 4;
+	if (r->fat_cache_tag[slot] != window + 1) {
+		bool ok = exfat_reader_read(r, r->fat_offset + window * FAT_WINDOW_ENTRIES * 4, bytes,
+					    FAT_WINDOW_ENTRIES * 4) == 0;
+		r->fat_cache_tag[slot] = ok ? window + 1 : 0;
+		if (!ok)
 			return EXFAT_FAT_EOC;
-		for (unsigned k = 0; k < FAT_WINDOW_ENTRIES; k++)
-			win[k] = le32toh(win[k]);
-		r->fat_cache_tag[slot] = w + 1;
 	}
-	return win[c % FAT_WINDOW_ENTRIES];
+	return exfat_get_le32(bytes + (c % FAT_WINDOW_ENTRIES) * 4);
 }
 
 /* ---- cluster chains ------------------------------------------------------ */

@@ -42,7 +42,8 @@ struct exfat_reader {
 	uint64_t fat_offset;           /* bytes, the active FAT */
 	uint64_t heap_offset;          /* bytes */
 	int error;                     /* errno of the first failed read, 0: none */
-	uint32_t *fat_cache;           /* EXFAT_FAT_CACHE_SLOTS windows of 1024 entries */
+	bool owns_fd;                  /* exfat_reader_free closes fd */
+	uint8_t *fat_cache;            /* EXFAT_FAT_CACHE_SLOTS windows of 1024 entries, as on disk */
 	uint64_t fat_cache_tag[EXFAT_FAT_CACHE_SLOTS];  /* window number + 1, 0: empty */
 };
 
@@ -52,6 +53,11 @@ struct exfat_reader {
  * *not_exfat (if not NULL) tells that neither region has the exFAT name. */
 int exfat_reader_open(struct exfat_reader *r, int fd, uint64_t dev_size, bool *not_exfat,
 		      char *err, size_t err_len);
+/* The same for the block device or image file at path, opened read-only
+ * (see kb_dev_open_reading for *busy and mounted); the reader owns the
+ * descriptor. On failure err names path. */
+int exfat_reader_open_path(struct exfat_reader *r, const char *path, bool *busy, char *mounted,
+			   size_t mounted_len, char *err, size_t err_len);
 void exfat_reader_free(struct exfat_reader *r);
 /* Reads [off, off + len); what lies past the device's end reads as zeros.
  * 0, or -1 with errno (also kept in r->error). */
