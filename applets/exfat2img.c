@@ -5,7 +5,6 @@
 #include "base/json.h"
 #include "base/kbox.h"
 #include "base/outfile.h"
-#include "base/parse.h"
 #include "base/zstd_stream.h"
 #include "blockdev/blockdev.h"
 #include "blockdev/mounted.h"
@@ -278,19 +277,15 @@ static int exfat2img_main(int argc, char **argv)
 	const char *output = NULL, *restore_from = NULL;
 	int zlevel = 0;
 	bool json = false;
-	uint64_t u;
 	int c;
 	while ((c = getopt_long(argc, argv, "o:r:z::Vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o': output = optarg; break;
 		case 'r': restore_from = optarg; break;
 		case 'z':
-			zlevel = 3;
-			if (optarg) {
-				if (kb_parse_u64_range(optarg, 1, (uint64_t)kb_zstd_max_level(), &u) < 0)
-					kb_usage_error("bad zstd level: '%s' (1-%d)", optarg, kb_zstd_max_level());
-				zlevel = (int)u;
-			}
+			zlevel = optarg ? kb_zstd_parse_level(optarg) : 3;
+			if (zlevel < 0)
+				kb_usage_error("bad zstd level: '%s' (1-%d)", optarg, kb_zstd_max_level());
 			break;
 		case OPT_JSON: json = true; break;
 		case 'V': kb_version_exit();

@@ -209,12 +209,9 @@ static int uffd_snapshot_main(int argc, char **argv)
 		switch (c) {
 		case 'o': output = optarg; break;
 		case 'z':
-			zlevel = 3;
-			if (optarg) {
-				if (kb_parse_u64_range(optarg, 1, (uint64_t)kb_zstd_max_level(), &u) < 0)
-					kb_usage_error("bad zstd level: '%s' (1-%d)", optarg, kb_zstd_max_level());
-				zlevel = (int)u;
-			}
+			zlevel = optarg ? kb_zstd_parse_level(optarg) : 3;
+			if (zlevel < 0)
+				kb_usage_error("bad zstd level: '%s' (1-%d)", optarg, kb_zstd_max_level());
 			break;
 		case 'j':
 			if (kb_parse_u64_range(optarg, 0, 256, &u) < 0)

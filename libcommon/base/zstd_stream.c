@@ -2,7 +2,10 @@
 #include "base/zstd_stream.h"
 #include "base/libraries.h"
 
+#include "base/parse.h"
+
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +137,12 @@ ssize_t kb_zstd_block_unpack(void *dst, size_t cap, const void *src, size_t len)
 		return -1;
 	}
 	return (ssize_t)n;
+}
+
+int kb_zstd_parse_level(const char *s)
+{
+	uint64_t level;
+	return kb_parse_u64_range(s, 1, (uint64_t)kb_zstd_max_level(), &level) < 0 ? -1 : (int)level;
 }
 
 struct kb_unzstd {

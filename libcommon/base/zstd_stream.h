@@ -20,6 +20,9 @@ int kb_zstd_write(void *z, const void *buf, size_t len);
 int kb_zstd_finish(struct kb_zstd *z);
 void kb_zstd_free(struct kb_zstd *z);
 int kb_zstd_max_level(void);
+/* A compression level as given on a command line: 1 to kb_zstd_max_level().
+ * The level, or -1 for anything else. */
+int kb_zstd_parse_level(const char *s);
 
 /* The most a block of len bytes can take compressed. */
 size_t kb_zstd_block_bound(size_t len);
