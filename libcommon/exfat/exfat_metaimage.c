@@ -349,7 +349,9 @@ static int copy_range(struct exfat_metaimage *m, struct sink *s, uint8_t *buf, u
 	return 0;
 }
 
-/* The bytes before the heap and the metadata clusters, at their places. */
+/* The bytes before the heap and the metadata clusters, at their places; in
+ * the stream form (sink with a write callback) each run of clusters, copied
+ * or not, led by its code. */
 static int write_image(struct exfat_metaimage *m, struct sink *s, char *err, size_t err_len)
 {
 	struct exfat_reader *r = m->r;
@@ -364,6 +366,12 @@ static int write_image(struct exfat_metaimage *m, struct sink *s, char *err, siz
 	for (uint64_t i = 0, n; i < r->cluster_count; i += n) {
 		bool in;
 		n = image_run(m, i, &in);
+		uint8_t code[5] = { in ? (n == 1 ? RUN_COPY_1 : RUN_COPY_N) : (n == 1 ? RUN_SKIP_1 : RUN_SKIP_N) };
+		exfat_put_le32(code + 1, (uint32_t)n);
+		if (s->write && sink_put(s, 0, code, n == 1 ? 1 : 5) < 0) {
+			snprintf(err, err_len, "write: %s", strerror(errno));
+			goto out;
+		}
 		if (in && copy_range(m, s, buf, exfat_reader_cluster_pos(r, (uint32_t)(i + EXFAT_FIRST_CLUSTER)),
 				     n << r->cluster_shift, err, err_len) < 0)
 			goto out;
@@ -409,35 +417,12 @@ int exfat_metaimage_write_stream(struct exfat_metaimage *m, int (*write)(void *a
 	exfat_put_le32(head + 24, r->cluster_count);
 	memcpy(head + 28, "kbox", 4);
 	exfat_put_le64(head + 32, m->image_size);
-	uint8_t *buf = malloc(COPY_CHUNK);
 	int rc = -1;
-	if (!buf) {
-		snprintf(err, err_len, "out of memory");
-		return -1;
-	}
-	if (sink_put(&s, 0, head, sizeof(head)) < 0) {
+	if (sink_put(&s, 0, head, sizeof(head)) < 0)
 		snprintf(err, err_len, "write: %s", strerror(errno));
-		goto out;
-	}
-	if (copy_range(m, &s, buf, 0, r->heap_offset, err, err_len) < 0)
-		goto out;
-	for (uint64_t i = 0, n; i < r->cluster_count; i += n) {
-		bool in;
-		n = image_run(m, i, &in);
-		uint8_t code[5] = { in ? (n == 1 ? RUN_COPY_1 : RUN_COPY_N) : (n == 1 ? RUN_SKIP_1 : RUN_SKIP_N) };
-		exfat_put_le32(code + 1, (uint32_t)n);
-		if (sink_put(&s, 0, code, n == 1 ? 1 : 5) < 0) {
-			snprintf(err, err_len, "write: %s", strerror(errno));
-			goto out;
-		}
-		if (in && copy_range(m, &s, buf, exfat_reader_cluster_pos(r, (uint32_t)(i + EXFAT_FIRST_CLUSTER)),
-				     n << r->cluster_shift, err, err_len) < 0)
-			goto out;
-	}
-	rc = 0;
-out:
+	else
+		rc = write_image(m, &s, err, err_len);
 	*written = s.written;
-	free(buf);
 	return rc;
 }
 
