@@ -282,6 +282,34 @@ static void print_entries(struct out *o, struct exfat_reader *r, const struct ex
 
 /* ---- the volume ---------------------------------------------------------- */
 
+/* One of the root's entries in exfatprogs' section: its type line, or
+ * "none" (JSON: an object with its type and offset, or null). Returns
+ * whether it is there; root_entry_end closes it. */
+static bool root_entry(struct out *o, const char *key, const char *type_text, uint64_t pos, uint8_t type)
+{
+	if (o->json)
+		kb_json_key(&o->j, key);
+	if (!pos) {
+		if (o->json)
+			kb_json_null(&o->j);
+		else
+			f_text(o, type_text, NULL, "none");
+		return false;
+	}
+	if (o->json) {
+		kb_json_begin_object(&o->j);
+		f_uint(o, NULL, "offset", pos);
+	}
+	f_hex(o, type_text, "type", type, 0);
+	return true;
+}
+
+static void root_entry_end(struct out *o)
+{
+	if (o->json)
+		kb_json_end_object(&o->j);
+}
+
 /* exfatprogs' first three sections: boot sector, root entries, statistics. */
 static void print_compatible(struct out *o, struct exfat_reader *r, struct exfat_root *root)
 {
@@ -309,66 +337,31 @@ static void print_compatible(struct out *o, struct exfat_reader *r, struct exfat
 
 	char text[64];
 	section(o, "Dump Root entries", NULL);
-	if (o->json)
-		kb_json_key(&o->j, "label");
-	if (!root->label_pos) {
-		if (o->json)
-			kb_json_null(&o->j);
-		else
-			f_text(o, "Volume entry type: ", NULL, "none");
-	} else {
-		if (o->json)
-			kb_json_begin_object(&o->j);
+	if (root_entry(o, "label", "Volume entry type: ", root->label_pos, root->label.type)) {
 		label_utf8(&root->label, text, sizeof(text));
-		f_hex(o, "Volume entry type: ", "type", root->label.type, 0);
 		f_text(o, "Volume label: ", "label", "%s", text);
 		f_uint(o, "Volume label character count: ", "character_count", root->label.char_count);
-		if (o->json) {
-			f_uint(o, NULL, "offset", root->label_pos);
-			kb_json_end_object(&o->j);
-		}
+		root_entry_end(o);
 	}
-	if (o->json)
-		kb_json_key(&o->j, "bitmap");
-	if (!root->bitmap_pos) {
-		if (o->json)
-			kb_json_null(&o->j);
-		else
-			f_text(o, "Bitmap entry type: ", NULL, "none");
-	} else {
-		if (o->json)
-			kb_json_begin_object(&o->j);
-		f_hex(o, "Bitmap entry type: ", "type", root->bitmap.type, 0);
+	if (root_entry(o, "bitmap", "Bitmap entry type: ", root->bitmap_pos, root->bitmap.type)) {
 		/* exfatprogs prints the start clusters in hexadecimal, without 0x. */
 		f_hex(o, "Bitmap start cluster: ", "first_cluster", exfat_le32(root->bitmap.first_cluster), -1);
 		f_uint(o, "Bitmap size: ", "size", exfat_le64(root->bitmap.data_length));
 		if (o->json) {
 			f_uint(o, NULL, "flags", root->bitmap.flags);
-			f_uint(o, NULL, "offset", root->bitmap_pos);
 			f_runs(o, NULL, &root->bitmap_chain);
 			kb_json_kv_string(&o->j, "chain_end", exfat_chain_end_name(root->bitmap_chain.end));
-			kb_json_end_object(&o->j);
 		}
+		root_entry_end(o);
 	}
-	if (o->json)
-		kb_json_key(&o->j, "upcase");
-	if (!root->upcase_pos) {
-		if (o->json)
-			kb_json_null(&o->j);
-		else
-			f_text(o, "Upcase table entry type: ", NULL, "none");
-	} else {
-		if (o->json)
-			kb_json_begin_object(&o->j);
-		f_hex(o, "Upcase table entry type: ", "type", root->upcase.type, 0);
+	if (root_entry(o, "upcase", "Upcase table entry type: ", root->upcase_pos, root->upcase.type)) {
 		f_hex(o, "Upcase table start cluster: ", "first_cluster", exfat_le32(root->upcase.first_cluster), -1);
 		f_uint(o, "Upcase table size: ", "size", exfat_le64(root->upcase.data_length));
 		if (o->json) {
-			f_uint(o, NULL, "offset", root->upcase_pos);
 			kb_json_kv_uint(&o->j, "table_checksum", exfat_le32(root->upcase.table_checksum));
 			kb_json_kv_string(&o->j, "problem", root->upcase_problem);
-			kb_json_end_object(&o->j);
 		}
+		root_entry_end(o);
 	}
 	section_end(o, false);
 
