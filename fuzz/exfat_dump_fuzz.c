@@ -6,6 +6,7 @@
  * read back as if it were an image or stream itself. */
 #include "exfat/exfat_dump.h"
 #include "exfat/exfat_metaimage.h"
+#include "fuzz_volume.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -86,9 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > VOLUME_BYTES)
 		return 0;
-	int fd = memfd_create("volume", 0);
-	if (fd < 0 || ftruncate(fd, VOLUME_BYTES) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
-		abort();
+	int fd = fuzz_volume(data, size, VOLUME_BYTES);
 	struct exfat_reader r;
 	char err[512];
 	if (exfat_reader_open(&r, fd, VOLUME_BYTES, NULL, err, sizeof(err)) == 0) {
@@ -101,11 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		exfat_reader_free(&r);
 	}
 	/* The input as an image or stream to restore. */
-	int in = memfd_create("input", 0), spool = -1;
+	int in = fuzz_volume(data, size, size), spool = -1;
 	struct exfat_image_info info;
-	if (in < 0 || write(in, data, size) != (ssize_t)size)
-		abort();
-	lseek(in, 0, SEEK_SET);
 	if (exfat_image_unpack(in, &spool, &info, err, sizeof(err)) == 0) {
 		exfat_image_check(spool, info.size, &info, err, sizeof(err));
 		close(spool);
