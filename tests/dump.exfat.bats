@@ -7,25 +7,6 @@
 # a one-line error; the corruption corpus and fuzzing under the sanitizers.
 load test_helper
 
-loc() { "$KBOX_TESTBIN/exfat-locate" "$IMG" "$@"; }
-poke() {
-	local off=$1 hex="" byte; shift
-	for byte in "$@"; do hex+="\\x$byte"; done
-	printf "$hex" | dd of="$IMG" bs=1 seek="$off" conv=notrunc status=none
-}
-le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
-
-# wait_closed DEV: waits (10 s at most) until no process has DEV open: the
-# FUSE daemon may still be writing when umount returns.
-wait_closed() {
-	local i
-	for i in $(seq 100); do
-		find /proc/[0-9]*/fd -lname "$1" 2>/dev/null | grep -q . || return 0
-		sleep 0.1
-	done
-	fail "$1 still open 10 s after umount"
-}
-
 # Debian's dump.exfat output without its version line.
 debian_dump() { /usr/sbin/dump.exfat "$1" | grep -v '^exfatprogs version'; }
 
@@ -39,22 +20,17 @@ same_as_debian() {
 }
 
 setup_file() {
-	TREE=$BATS_FILE_TMPDIR/tree
-	mkdir -p "$TREE/dir/sub"
-	echo hello > "$TREE/a.txt"
-	head -c 20000 /dev/urandom > "$TREE/dir/b.bin"
-	head -c 300000 /dev/urandom > "$TREE/dir/sub/c.bin"
-	for i in $(seq 1 20); do echo "$i" > "$TREE/dir/n$i"; done
-	"$KBOX" mkfs.exfat -q -L label -d "$TREE" "$BATS_FILE_TMPDIR/base.img" 64M 2>/dev/null || true
+	exfat_tree "$BATS_FILE_TMPDIR/tree"
+	"$KBOX" mkfs.exfat -q -L label -d "$BATS_FILE_TMPDIR/tree" "$BATS_FILE_TMPDIR/base.img" 64M 2>/dev/null || true
 }
 
 setup() {
 	require_applet dump.exfat
 	require_applet mkfs.exfat
-	TREE=$BATS_FILE_TMPDIR/tree
-	IMG=$BATS_TEST_TMPDIR/t.img
-	cp --sparse=always "$BATS_FILE_TMPDIR/base.img" "$IMG"
+	fresh_image
 }
+
+teardown() { loop_cleanup; }
 
 # ---- exfatprogs' sections --------------------------------------------------
 
@@ -75,13 +51,10 @@ setup() {
 	require_root
 	require_cmd mount.exfat-fuse
 	require_cmd /usr/sbin/dump.exfat
-	local mnt=$BATS_TEST_TMPDIR/mnt dev
-	mkdir -p "$mnt"
-	dev=$(losetup -f --show "$IMG")
-	mount.exfat-fuse "$dev" "$mnt" >/dev/null 2>&1 || { losetup -d "$dev"; fail "exfat-fuse mount failed"; }
-	head -c 3000000 /dev/urandom > "$mnt/big"
-	rm "$mnt/dir/n3"
-	umount "$mnt"; wait_closed "$dev"; losetup -d "$dev"
+	mount_fuse "$IMG"
+	head -c 3000000 /dev/urandom > "$MNT/big"
+	rm "$MNT/dir/n3"
+	umount_fuse
 	same_as_debian "$IMG"
 	run -0 "$KBOX" dump.exfat --json "$IMG"
 	echo "$output" | jq -e '.statistics.free_clusters == .statistics.total_clusters - .statistics.used_clusters'
@@ -231,16 +204,11 @@ setup() {
 @test "a mounted volume is dumped with a warning" {
 	require_root
 	require_cmd mount.exfat-fuse
-	local mnt=$BATS_TEST_TMPDIR/mnt dev
-	mkdir -p "$mnt"
-	dev=$(losetup -f --show "$IMG")
-	mount.exfat-fuse -o ro "$dev" "$mnt" >/dev/null 2>&1 || { losetup -d "$dev"; fail "exfat-fuse mount failed"; }
-	run --separate-stderr "$KBOX" dump.exfat "$dev"
-	local rc=$status err=$stderr out=$output
-	umount "$mnt"; wait_closed "$dev"; losetup -d "$dev"
-	[ "$rc" -eq 0 ]
-	[[ $err == *"warning: $dev is mounted on $mnt"* ]] || fail "no mount warning: $err"
-	[[ $out == *"Cluster Count:"* ]]
+	mount_fuse "$IMG" ro
+	run -0 --separate-stderr "$KBOX" dump.exfat "$LOOP"
+	assert_equal "$stderr" "dump.exfat: warning: $LOOP is mounted on $MNT: the dump may show stale data"
+	assert_line --regexp '^Cluster Count:[[:space:]]+15872$'
+	umount_fuse
 }
 
 @test "bad input: one-line errors and documented exit codes" {
@@ -268,13 +236,6 @@ setup() {
 }
 
 # ---- untrusted volumes -----------------------------------------------------
-
-# Binaries to run: the one under test, plus the sanitizer build if present.
-builds() {
-	echo "$KBOX"
-	[ "$KBOX" != "$KBOX_ROOT/kbox-asan" ] && [ -x "$KBOX_ROOT/kbox-asan" ] && echo "$KBOX_ROOT/kbox-asan"
-	return 0
-}
 
 @test "the corruption corpus: every volume dumps (text, JSON, -p /) without a crash or sanitizer report" {
 	require_shared exfat-corpus

@@ -12,13 +12,6 @@ setup() {
 	command -v /usr/sbin/fsck.exfat >/dev/null || skip "needs Debian's exfatprogs (fsck.exfat)"
 }
 
-# Binaries to run: the one under test, plus the sanitizer build if present.
-builds() {
-	echo "$KBOX"
-	[ "$KBOX" != "$KBOX_ROOT/kbox-asan" ] && [ -x "$KBOX_ROOT/kbox-asan" ] && echo "$KBOX_ROOT/kbox-asan"
-	return 0
-}
-
 corpus_case() {
 	local name=$1 dir=$SHARED/exfat-corpus/$1 opts bin img
 	[ -f "$dir/exfat.img.tar.xz" ] || skip "$dir/exfat.img.tar.xz is absent"

@@ -5,8 +5,6 @@
 # recheck (kbox and Debian's exfatprogs) and that kept files are unchanged.
 load test_helper
 
-le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
-le64() { le32 $(($1 & 0xffffffff)); printf ' '; le32 $(($1 >> 32)); }
 field() { loc entry "$1" | cut -d' ' -f"$2"; }   # 1 offset, 2 first cluster, 3 size
 set_fat() { poke "$(loc fat "$1")" $(le32 "$2"); }
 
@@ -25,9 +23,7 @@ setup_file() {
 setup() {
 	require_applet fsck.exfat
 	require_applet mkfs.exfat
-	TREE=$BATS_FILE_TMPDIR/tree
-	IMG=$BATS_TEST_TMPDIR/t.img
-	cp --sparse=always "$BATS_FILE_TMPDIR/base.img" "$IMG"
+	fresh_image
 }
 
 # detect CODE: a read-only check exits 4 and reports CODE.

@@ -55,3 +55,60 @@ ended() {
 	stat=${stat##*) }
 	[ "${stat%% *}" = Z ]
 }
+
+# exfat_tree DIR: a small tree to populate test volumes with: a.txt ("hello"),
+# dir/b.bin (20000 random bytes), dir/sub/c.bin (300000), dir/n1..n20.
+exfat_tree() {
+	mkdir -p "$1/dir/sub"
+	echo hello > "$1/a.txt"
+	head -c 20000 /dev/urandom > "$1/dir/b.bin"
+	head -c 300000 /dev/urandom > "$1/dir/sub/c.bin"
+	for i in $(seq 1 20); do echo "$i" > "$1/dir/n$i"; done
+}
+
+# fresh_image: IMG is a new sparse copy of the suite's base image
+# ($BATS_FILE_TMPDIR/base.img, made by its setup_file), TREE its source tree.
+fresh_image() {
+	TREE=$BATS_FILE_TMPDIR/tree
+	IMG=$BATS_TEST_TMPDIR/t.img
+	cp --sparse=always "$BATS_FILE_TMPDIR/base.img" "$IMG"
+}
+
+# le32 N, le64 N: N's bytes, little-endian, in hex, as poke takes them.
+le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+le64() { le32 $(($1 & 0xffffffff)); printf ' '; le32 $(($1 >> 32)); }
+
+# builds: the binary under test, then the sanitizer build ./kbox-asan if it
+# is built (for suites that feed both untrusted volumes).
+builds() {
+	echo "$KBOX"
+	[ "$KBOX" != "$KBOX_ROOT/kbox-asan" ] && [ -x "$KBOX_ROOT/kbox-asan" ] && echo "$KBOX_ROOT/kbox-asan"
+	return 0
+}
+
+# mount_fuse IMAGE [OPTIONS]: attaches IMAGE to a loop device, LOOP, and
+# mounts that with exfat-fuse (-o OPTIONS) on MNT, a new directory.
+# umount_fuse undoes it; a suite's teardown calls loop_cleanup, which undoes
+# whatever a failed test left.
+mount_fuse() {
+	MNT=$BATS_TEST_TMPDIR/mnt
+	mkdir -p "$MNT"
+	LOOP=$(losetup -f --show "$1")
+	mount.exfat-fuse ${2:+-o "$2"} "$LOOP" "$MNT" >/dev/null 2>&1 || fail "exfat-fuse cannot mount $1"
+}
+umount_fuse() {
+	umount "$MNT"
+	wait_closed "$LOOP"
+	losetup -d "$LOOP"
+	LOOP=
+}
+loop_cleanup() {
+	[ -n "${MNT:-}" ] && mountpoint -q "$MNT" && umount "$MNT"
+	[ -n "${LOOP:-}" ] && losetup -d "$LOOP" 2>/dev/null
+	return 0
+}
+
+# wait_closed DEV: waits until no process has DEV open (a FUSE daemon may
+# still be writing to it when umount returns).
+closed() { ! find /proc/[0-9]*/fd -lname "$1" 2>/dev/null | grep -q .; }
+wait_closed() { wait_until 10 "every process to close $1" closed "$1" || fail "$1 still open after umount"; }
