@@ -6,7 +6,10 @@
  *
  * Reads go through an open descriptor and never past its size (what lies
  * beyond reads as zeros); every on-disk value is range-checked before it is
- * used, so a damaged or hostile image is described, never trusted. */
+ * used, so a damaged or hostile image is described, never trusted.
+ * Kernel interface: none of its own; reads are pread(2) through blockdev.h,
+ * and exfat_reader_open_path opens the device with kb_dev_open_reading
+ * (mounted.h). */
 #ifndef KBOX_EXFAT_DUMP_H
 #define KBOX_EXFAT_DUMP_H
 

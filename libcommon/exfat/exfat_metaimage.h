@@ -20,7 +20,11 @@
  *   then the heap's clusters in order, as runs each led by one byte: 1 one
  *     cluster follows, 2 a 32-bit count N and N clusters follow, 3 one
  *     cluster is skipped (left out), 4 a 32-bit count N and N are skipped;
- *     until every cluster is covered. Anything after that is ignored. */
+ *     until every cluster is covered. Anything after that is ignored.
+ *
+ * Kernel interface: pread/pwrite and ftruncate through blockdev.h,
+ * lseek(2) SEEK_DATA/SEEK_HOLE to find what a sparse image holds, an
+ * O_TMPFILE file for a decoded stream, fsync(2) on the restored device. */
 #ifndef KBOX_EXFAT_METAIMAGE_H
 #define KBOX_EXFAT_METAIMAGE_H
 
