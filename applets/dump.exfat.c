@@ -3,6 +3,7 @@
  * written for its dump.exfat read them; what follows is kbox's own. */
 #include "base/json.h"
 #include "base/kbox.h"
+#include "base/libraries.h"
 #include "base/utf.h"
 #include "exfat/exfat.h"
 #include "exfat/exfat_dump.h"
@@ -758,4 +759,5 @@ const struct applet applet_dump_exfat = {
 	.usage = usage,
 	.dir = "sbin",
 	.usage_exit = EXIT_USAGE,
+	.libs = KB_LIB_BIT(KB_LIB_MOUNT),
 };

@@ -4,6 +4,7 @@
  * (restore from standard input) are understood too. */
 #include "base/json.h"
 #include "base/kbox.h"
+#include "base/libraries.h"
 #include "base/outfile.h"
 #include "base/zstd_stream.h"
 #include "blockdev/blockdev.h"
@@ -130,7 +131,11 @@ static int copy_metadata(const char *dev, const char *out, int zlevel, bool json
 	if (exfat_metaimage_scan(&r, &m, err, sizeof(err)) < 0)
 		kb_die(EXIT_FAILED, "%s: %s", dev, err);
 
+	/* The compressor before the file: without libzstd nothing is created. */
 	struct kb_outfile f;
+	struct kb_zstd *z = NULL;
+	if (zlevel > 0 && !(z = kb_zstd_open(zlevel, 0, kb_outfile_write, &f)))
+		kb_die(EXIT_FAILED, "cannot set up zstd compression");
 	if (kb_outfile_open(&f, out, 0644) < 0)
 		kb_die_errno(EXIT_FAILED, "%s", out);
 	signal(SIGPIPE, SIG_IGN);
@@ -138,12 +143,7 @@ static int copy_metadata(const char *dev, const char *out, int zlevel, bool json
 	int rc;
 	if (!stream) {
 		rc = exfat_metaimage_write_sparse(&m, f.fd, &written, err, sizeof(err));
-	} else if (zlevel > 0) {
-		struct kb_zstd *z = kb_zstd_open(zlevel, 0, kb_outfile_write, &f);
-		if (!z) {
-			kb_outfile_abort(&f);
-			kb_die(EXIT_FAILED, "cannot set up zstd compression");
-		}
+	} else if (z) {
 		rc = exfat_metaimage_write_stream(&m, kb_zstd_write, z, &written, err, sizeof(err));
 		if (rc == 0 && kb_zstd_finish(z) < 0) {
 			rc = -1;
@@ -329,4 +329,5 @@ const struct applet applet_exfat2img = {
 	.usage = usage,
 	.dir = "sbin",
 	.usage_exit = EXIT_USAGE,
+	.libs = KB_LIB_BIT(KB_LIB_MOUNT) | KB_LIB_BIT(KB_LIB_ZSTD),
 };
