@@ -135,11 +135,11 @@ missing_line() { # APPLET SONAME PURPOSE PACKAGE
 	sum=$(sha256sum <"$WORK/img")
 	run --separate-stderr without_lib libzstd.so.1 "$KBOX" fsck.exfat -y -z "$WORK/undo2" "$WORK/img"
 	assert_failure 8
-	[[ $stderr =~ $(missing_line fsck.exfat libzstd.so.1 "compress undo files and cores" libzstd1) ]]
+	[[ $stderr =~ $(missing_line fsck.exfat libzstd.so.1 "compress undo files, cores and metadata images" libzstd1) ]]
 	assert_file_not_exist "$WORK/undo2"
 	run --separate-stderr without_lib libzstd.so.1 "$KBOX" fsck.exfat --rollback "$WORK/undo" "$WORK/img"
 	assert_failure 8
-	[[ $stderr =~ $(missing_line fsck.exfat libzstd.so.1 "compress undo files and cores" libzstd1) ]]
+	[[ $stderr =~ $(missing_line fsck.exfat libzstd.so.1 "compress undo files, cores and metadata images" libzstd1) ]]
 	assert_equal "$(sha256sum <"$WORK/img")" "$sum"
 	# A check alone needs no library.
 	run without_lib libzstd.so.1 "$KBOX" fsck.exfat -n "$WORK/img"
@@ -154,7 +154,7 @@ missing_line() { # APPLET SONAME PURPOSE PACKAGE
 	sum=$(sha256sum <"$WORK/img")
 	run --separate-stderr without_lib libzstd.so.1 "$KBOX" tune.exfat -L NEW -z "$WORK/undo" "$WORK/img"
 	assert_failure 1
-	[[ $stderr =~ $(missing_line tune.exfat libzstd.so.1 "compress undo files and cores" libzstd1) ]]
+	[[ $stderr =~ $(missing_line tune.exfat libzstd.so.1 "compress undo files, cores and metadata images" libzstd1) ]]
 	assert_equal "$(sha256sum <"$WORK/img")" "$sum"
 	assert_file_not_exist "$WORK/undo"
 	# Without an undo file, no library is needed for an image.
@@ -214,9 +214,36 @@ missing_line() { # APPLET SONAME PURPOSE PACKAGE
 	state=$(awk '{print $3}' "/proc/$pid/stat")
 	kill "$pid"
 	assert_failure 1
-	[[ $stderr =~ $(missing_line uffd-snapshot libzstd.so.1 "compress undo files and cores" libzstd1) ]]
+	[[ $stderr =~ $(missing_line uffd-snapshot libzstd.so.1 "compress undo files, cores and metadata images" libzstd1) ]]
 	assert_equal "$(ls -A "$WORK/out")" ""
 	assert_equal "$state" S
+}
+
+@test "exfat2img without libzstd: -z and a compressed restore stop with one line, nothing made or written" {
+	require_root
+	require_applet exfat2img
+	require_applet mkfs.exfat
+	kb mkfs.exfat -q "$WORK/img" 64M
+	kb exfat2img -z -o "$WORK/meta.zst" "$WORK/img" >/dev/null
+	cp "$WORK/img" "$WORK/target"
+	sum=$(sha256sum <"$WORK/target")
+	mkdir "$WORK/out"
+	run --separate-stderr without_lib libzstd.so.1 "$KBOX" exfat2img -z -o "$WORK/out/meta.zst" "$WORK/img"
+	assert_failure 1
+	[[ $stderr =~ $(missing_line exfat2img libzstd.so.1 "compress undo files, cores and metadata images" libzstd1) ]]
+	assert_equal "$(ls -A "$WORK/out")" ""
+	run --separate-stderr without_lib libzstd.so.1 "$KBOX" exfat2img -r "$WORK/meta.zst" "$WORK/target"
+	assert_failure 1
+	[[ $stderr =~ $(missing_line exfat2img libzstd.so.1 "compress undo files, cores and metadata images" libzstd1) ]]
+	assert_equal "$(sha256sum <"$WORK/target")" "$sum"
+	# A sparse image, written and restored, and dump.exfat need no library on image files.
+	run loaded_by "$KBOX" exfat2img -o "$WORK/out/meta.img" "$WORK/img"
+	assert_success
+	assert_output ""
+	run loaded_by "$KBOX" exfat2img -r "$WORK/out/meta.img" "$WORK/target"
+	assert_output ""
+	run loaded_by "$KBOX" dump.exfat "$WORK/img"
+	assert_output ""
 }
 
 @test "kbox --libs reports a library that cannot be loaded and lists the others" {

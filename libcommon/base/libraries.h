@@ -45,7 +45,7 @@ enum kb_lib { KB_LIB_MOUNT, KB_LIB_BLKID, KB_LIB_FDISK, KB_LIB_GPIOD, KB_LIB_ZST
 #define KB_LIBBLKID "signatures", "find old signatures", "recommended", "libblkid.so.1", "libblkid1"
 #define KB_LIBFDISK "partition-table", "write partition tables", "suggested", "libfdisk.so.1", "libfdisk1"
 #define KB_LIBGPIOD "gpio-chips", "find GPIO chips and their lines", "recommended", "libgpiod.so.2", "libgpiod2"
-#define KB_LIBZSTD  "compression", "compress undo files and cores", "suggested", "libzstd.so.1", "libzstd1"
+#define KB_LIBZSTD  "compression", "compress undo files, cores and metadata images", "suggested", "libzstd.so.1", "libzstd1"
 
 /* The JSON of a library's note: KB_DLOPEN_JSON(KB_LIBMOUNT). */
 #define KB_DLOPEN_JSON(...) KB_DLOPEN_JSON_(__VA_ARGS__)
