@@ -16,37 +16,36 @@
 #include <string.h>
 
 #define FAT_PAGE_ENTRIES 1024u           /* dirty tracking granularity: 4 KiB of FAT */
-#define FAT_CHUNK_ENTRIES 16384u         /* read granularity: 64 KiB of FAT */
-#define FAT_WINDOW_ENTRIES 1024u         /* read-only check: FAT cached 4 KiB at a time */
 #define BM_READ_BYTES (64u << 10)       /* read-only bitmap check: bytes per read */
 
 /* ---- the FAT ------------------------------------------------------------- */
 
-/* The FAT is read on first use, FAT_CHUNK_ENTRIES entries (256 KiB) at a
- * time, into a zero-filled allocation: an empty volume costs little time or
- * memory, and a full one is still read in large sequential reads. */
-static uint32_t fat_get_cached(struct vol *v, uint32_t c)
+/* A read-only check reads the FAT through FAT_WINDOWS windows of
+ * FAT_WINDOW_ENTRIES entries, direct-mapped: its memory stays constant. */
+static uint32_t fat_window_fetch(struct vol *v, uint32_t c)
 {
 	uint64_t w = c / FAT_WINDOW_ENTRIES;
 	unsigned slot = (unsigned)(w % FAT_WINDOWS);
 	uint32_t *win = v->fat_win + (size_t)slot * FAT_WINDOW_ENTRIES;
-	if (v->fat_win_no[slot] != w + 1) {
-		uint64_t first = w * FAT_WINDOW_ENTRIES, entries = (uint64_t)v->cc + 2;
-		uint64_t n = entries - first < FAT_WINDOW_ENTRIES ? entries - first : FAT_WINDOW_ENTRIES;
-		v->fat_win_no[slot] = 0;
-		if (fsck_dev_read(v, v->fat_off + first * 4, win, n * 4) < 0)
-			return EXFAT_FAT_EOC;
-		for (uint64_t k = 0; k < n; k++)
-			win[k] = le32toh(win[k]);
-		v->fat_win_no[slot] = w + 1;
-	}
+	uint64_t first = w * FAT_WINDOW_ENTRIES, entries = (uint64_t)v->cc + 2;
+	uint64_t n = entries - first < FAT_WINDOW_ENTRIES ? entries - first : FAT_WINDOW_ENTRIES;
+	v->fat_win_no[slot] = 0;
+	if (fsck_dev_read(v, v->fat_off + first * 4, win, n * 4) < 0)
+		return EXFAT_FAT_EOC;
+	for (uint64_t k = 0; k < n; k++)
+		win[k] = le32toh(win[k]);
+	v->fat_win_no[slot] = w + 1;
 	return win[c % FAT_WINDOW_ENTRIES];
 }
 
-uint32_t fsck_fat_get(struct vol *v, uint32_t c)
+/* Repairs keep the whole FAT, read on first use FAT_CHUNK_ENTRIES entries
+ * (64 KiB) at a time into a zero-filled allocation: an empty volume costs
+ * little time or memory, and a full one is still read in large sequential
+ * reads. */
+uint32_t fsck_fat_fetch(struct vol *v, uint32_t c)
 {
 	if (!v->fat)
-		return fat_get_cached(v, c);
+		return fat_window_fetch(v, c);
 	uint64_t chunk = c / FAT_CHUNK_ENTRIES;
 	if (!v->fat_loaded[chunk]) {
 		uint64_t first = chunk * FAT_CHUNK_ENTRIES, entries = (uint64_t)v->cc + 2;
@@ -90,7 +89,7 @@ int fsck_read_fat(struct vol *v)
 		fsck_fail_op(v, "out of memory (%llu clusters)", (unsigned long long)v->cc);
 		return -1;
 	}
-	uint32_t f0 = fsck_fat_get(v, 0), f1 = fsck_fat_get(v, 1);
+	uint32_t f0 = fsck_fat_fetch(v, 0), f1 = fsck_fat_fetch(v, 1);
 	if (v->failed)
 		return -1;
 	if ((f0 & 0xFFFFFF00u) != 0xFFFFFF00u || f1 != EXFAT_FAT_EOC) {

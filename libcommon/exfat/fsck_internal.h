@@ -27,6 +27,8 @@
 
 #define PATH_CAP 4096
 #define FAT_WINDOWS 16u                  /* read-only check: FAT windows, direct-mapped */
+#define FAT_WINDOW_ENTRIES 1024u         /* read-only check: FAT cached 4 KiB at a time */
+#define FAT_CHUNK_ENTRIES 16384u         /* repairs: FAT read 64 KiB at a time, on first use */
 #define USED_PAGE_BYTES 4096u            /* used bitmap pages never written read as zero */
 
 struct dir_ctx;   /* one directory being checked (below) */
@@ -139,7 +141,23 @@ int fsck_check_boot(struct vol *v);
 
 int fsck_read_fat(struct vol *v);
 int fsck_write_fat(struct vol *v);
-uint32_t fsck_fat_get(struct vol *v, uint32_t c);
+/* Reads the window or chunk holding FAT entry c; returns the entry. */
+uint32_t fsck_fat_fetch(struct vol *v, uint32_t c);
+/* FAT entry c. Every step of every chain comes here, so the case where the
+ * entry is already in memory is inline. */
+static inline uint32_t fsck_fat_get(struct vol *v, uint32_t c)
+{
+	if (v->fat) {
+		if (v->fat_loaded[c / FAT_CHUNK_ENTRIES])
+			return v->fat[c];
+	} else {
+		uint32_t w = c / FAT_WINDOW_ENTRIES;
+		unsigned slot = w % FAT_WINDOWS;
+		if (v->fat_win_no[slot] == (uint64_t)w + 1)
+			return v->fat_win[(size_t)slot * FAT_WINDOW_ENTRIES + c % FAT_WINDOW_ENTRIES];
+	}
+	return fsck_fat_fetch(v, c);
+}
 void fsck_fat_set(struct vol *v, uint32_t c, uint32_t value);
 /* The root directory's allocation bitmap entry (at entry i): its size and
  * chain; the bitmap is read unless the check is read-only. */
