@@ -440,9 +440,9 @@ static int mkfs_exfat_main(int argc, char **argv)
 		refuse(&o, &t, "%s", err);
 
 	if (o.root_dir) {
-		static uint16_t upcase[EXFAT_UPCASE_CHARS];
-		exfat_upcase_default_map(upcase);
-		f.tree = exfat_tree_scan(o.root_dir, upcase, print_skip, NULL, err, sizeof(err));
+		static struct exfat_upcase_map upcase;
+		exfat_upcase_default_map(&upcase);
+		f.tree = exfat_tree_scan(o.root_dir, &upcase, print_skip, NULL, err, sizeof(err));
 		if (!f.tree)
 			refuse(&o, &t, "%s", err);
 	}

@@ -565,7 +565,7 @@ static void load_upcase(struct exfat_reader *r, struct exfat_root *root)
 int exfat_root_load(struct exfat_reader *r, struct exfat_root *root)
 {
 	memset(root, 0, sizeof(*root));
-	root->upcase_map = malloc(sizeof(uint16_t) * EXFAT_UPCASE_CHARS);
+	root->upcase_map = malloc(sizeof(*root->upcase_map));
 	root->bm_block = malloc(BITMAP_BLOCK);
 	if (!root->upcase_map || !root->bm_block) {
 		exfat_root_free(root);
@@ -669,7 +669,7 @@ static bool name_matches(const struct exfat_root *root, const struct exfat_entry
 	if (!s->has_stream || s->name_len != len)
 		return false;
 	for (unsigned i = 0; i < len; i++)
-		if (root->upcase_map[s->name[i]] != upcased[i])
+		if (exfat_upcase_char(root->upcase_map, s->name[i]) != upcased[i])
 			return false;
 	return true;
 }

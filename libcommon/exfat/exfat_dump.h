@@ -187,7 +187,7 @@ struct exfat_root {
 	struct exfat_chain bitmap_chain;
 	/* The up-case map names are compared with: the volume's table, or the
 	 * default one when upcase_problem says why not. */
-	uint16_t *upcase_map;
+	struct exfat_upcase_map *upcase_map;
 	const char *upcase_problem;
 	uint32_t upcase_computed_checksum;
 	/* A block of the bitmap kept for exfat_root_bitmap_bit. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "exfat/exfat.h"
+#include "exfat/exfat_upcase.h"
 
 /* One file or directory of a host tree to copy into the new volume. */
 struct exfat_tree_node {
@@ -36,7 +37,7 @@ typedef void (*exfat_tree_skip_fn)(const char *path, const char *why, void *arg)
  * units without characters exFAT forbids, and unique case-insensitively
  * within a directory (compared through upcase_map). Returns the root, or
  * NULL with a one-line reason in err. */
-struct exfat_tree_node *exfat_tree_scan(const char *dir, const uint16_t *upcase_map,
+struct exfat_tree_node *exfat_tree_scan(const char *dir, const struct exfat_upcase_map *upcase_map,
 					 exfat_tree_skip_fn skip, void *arg, char *err, size_t err_len);
 void exfat_tree_free(struct exfat_tree_node *root);
 

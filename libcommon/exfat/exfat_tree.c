@@ -14,7 +14,7 @@
 #include "base/utf.h"
 
 struct scan {
-	const uint16_t *upcase;
+	const struct exfat_upcase_map *upcase;
 	exfat_tree_skip_fn skip;
 	void *arg;
 	char *err;
@@ -80,7 +80,7 @@ static int set_name(struct exfat_tree_node *n, const char *host_name, struct sca
 	return 0;
 }
 
-static const uint16_t *sort_upcase;
+static const struct exfat_upcase_map *sort_upcase;
 
 static int cmp_upcased(const void *a, const void *b)
 {
@@ -88,7 +88,8 @@ static int cmp_upcased(const void *a, const void *b)
 	const struct exfat_tree_node *y = *(struct exfat_tree_node *const *)b;
 	unsigned n = x->name_len < y->name_len ? x->name_len : y->name_len;
 	for (unsigned i = 0; i < n; i++) {
-		uint16_t cx = sort_upcase[x->name[i]], cy = sort_upcase[y->name[i]];
+		uint16_t cx = exfat_upcase_char(sort_upcase, x->name[i]);
+		uint16_t cy = exfat_upcase_char(sort_upcase, y->name[i]);
 		if (cx != cy)
 			return cx < cy ? -1 : 1;
 	}
@@ -239,7 +240,7 @@ static int scan_dir(struct exfat_tree_node *dir, struct scan *s)
 	return rc < 0 ? -1 : check_duplicates(dir, s);
 }
 
-struct exfat_tree_node *exfat_tree_scan(const char *dir, const uint16_t *upcase_map,
+struct exfat_tree_node *exfat_tree_scan(const char *dir, const struct exfat_upcase_map *upcase_map,
 					 exfat_tree_skip_fn skip, void *arg, char *err, size_t err_len)
 {
 	struct scan s = { upcase_map, skip, arg, err, err_len };

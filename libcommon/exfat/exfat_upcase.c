@@ -63,21 +63,42 @@ static const struct { uint16_t first, count; } default_runs[] = {
 	{ 0x0587, 6134 }, { 0x2185, 843 }, { 0x24ea, 1862 }, { 0x2d26, 53787 },
 };
 
-void exfat_upcase_default_map(uint16_t map[EXFAT_UPCASE_CHARS])
+static void map_clear(struct exfat_upcase_map *m)
 {
-	for (uint32_t c = 0; c < EXFAT_UPCASE_CHARS; c++)
-		map[c] = (uint16_t)c;
+	memset(m->page_of, 0, sizeof(m->page_of));
+	memset(m->delta[0], 0, sizeof(m->delta[0]));
+	m->npages = 1;
+}
+
+/* c maps to up: c's page gets a page of its own the first time one of its
+ * characters does not map to itself. */
+static void map_set(struct exfat_upcase_map *m, uint32_t c, uint16_t up)
+{
+	unsigned p = m->page_of[c >> 8];
+	if (!p) {
+		if (up == c)
+			return;
+		p = m->npages++;
+		memset(m->delta[p], 0, sizeof(m->delta[p]));
+		m->page_of[c >> 8] = (uint16_t)p;
+	}
+	m->delta[p][c & 255] = (uint16_t)(up - c);
+}
+
+void exfat_upcase_default_map(struct exfat_upcase_map *m)
+{
+	map_clear(m);
 	for (size_t i = 0; i < sizeof(default_rules) / sizeof(default_rules[0]); i++) {
 		const struct upcase_rule *r = &default_rules[i];
 		for (uint32_t c = r->first; c <= r->last; c += r->step)
-			map[c] = (uint16_t)((int32_t)c + r->delta);
+			map_set(m, c, (uint16_t)((int32_t)c + r->delta));
 	}
 }
 
 void exfat_upcase_default_build(uint8_t out[EXFAT_UPCASE_DEFAULT_BYTES])
 {
-	static uint16_t map[EXFAT_UPCASE_CHARS];
-	exfat_upcase_default_map(map);
+	static struct exfat_upcase_map map;
+	exfat_upcase_default_map(&map);
 	size_t pos = 0, run = 0;
 	for (uint32_t c = 0; c < EXFAT_UPCASE_CHARS && pos + 2 <= EXFAT_UPCASE_DEFAULT_BYTES;) {
 		if (run < sizeof(default_runs) / sizeof(default_runs[0]) && c == default_runs[run].first) {
@@ -88,17 +109,15 @@ void exfat_upcase_default_build(uint8_t out[EXFAT_UPCASE_DEFAULT_BYTES])
 			run++;
 			continue;
 		}
-		exfat_put_le16(out + pos, map[c]);
+		exfat_put_le16(out + pos, exfat_upcase_char(&map, (uint16_t)c));
 		pos += 2;
 		c++;
 	}
 }
 
-int exfat_upcase_expand(const uint8_t *table, size_t len, uint16_t map[EXFAT_UPCASE_CHARS],
-			const char **why)
+int exfat_upcase_expand(const uint8_t *table, size_t len, struct exfat_upcase_map *m, const char **why)
 {
-	for (uint32_t c = 0; c < EXFAT_UPCASE_CHARS; c++)
-		map[c] = (uint16_t)c;
+	map_clear(m);
 	*why = NULL;
 	if (len % 2) {
 		*why = "up-case table length is odd";
@@ -122,14 +141,13 @@ int exfat_upcase_expand(const uint8_t *table, size_t len, uint16_t map[EXFAT_UPC
 			i++;
 			continue;
 		}
-		map[c++] = v;
+		map_set(m, c++, v);
 	}
 	return 0;
 }
 
-void exfat_upcase_name(const uint16_t map[EXFAT_UPCASE_CHARS], const uint16_t *in, unsigned len,
-		       uint16_t *out)
+void exfat_upcase_name(const struct exfat_upcase_map *m, const uint16_t *in, unsigned len, uint16_t *out)
 {
 	for (unsigned i = 0; i < len; i++)
-		out[i] = map[in[i]];
+		out[i] = exfat_upcase_char(m, in[i]);
 }

@@ -83,7 +83,7 @@ int fsck_read_fat(struct vol *v)
 	}
 	v->used = calloc(((uint64_t)v->cc + 7) / 8 + 8, 1);
 	v->used_pages = calloc(((uint64_t)v->cc + 7) / 8 / USED_PAGE_BYTES + 1, 1);
-	v->upcase = malloc(EXFAT_UPCASE_CHARS * sizeof(uint16_t));
+	v->upcase = malloc(sizeof(*v->upcase));
 	if ((read_only ? !v->fat_win : !v->fat || !v->fat_dirty || !v->fat_loaded) ||
 	    !v->used || !v->used_pages || !v->upcase) {
 		fsck_fail_op(v, "out of memory (%llu clusters)", (unsigned long long)v->cc);

@@ -32,6 +32,7 @@
 #define USED_PAGE_BYTES 4096u            /* used bitmap pages never written read as zero */
 
 struct dir_ctx;   /* one directory being checked (below) */
+struct exfat_upcase_map;  /* exfat_upcase.h */
 struct fpath;     /* a file's path, built when a message needs it (below) */
 
 /* ---- the state of one run ------------------------------------------------ */
@@ -82,7 +83,7 @@ struct vol {
 	uint32_t *root_clusters;       /* the root directory's chain */
 	uint32_t root_count;
 
-	uint16_t *upcase;              /* 65536-entry map */
+	struct exfat_upcase_map *upcase;  /* the volume's up-case table, expanded */
 	bool upcase_found;
 
 	struct dir_job *stack;

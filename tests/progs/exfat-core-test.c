@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static uint16_t map[EXFAT_UPCASE_CHARS];
+static struct exfat_upcase_map map;
 
 static int cmd_boot(const char *path)
 {
@@ -199,14 +199,14 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		const char *why;
-		int rc = exfat_upcase_expand(buf, (size_t)n, map, &why);
+		int rc = exfat_upcase_expand(buf, (size_t)n, &map, &why);
 		printf("%08" PRIX32 " %s\n", exfat_checksum32(buf, (size_t)n, 0), rc ? why : "valid");
 		return rc ? 1 : 0;
 	}
 	if (!strcmp(cmd, "upcase-map")) {
-		exfat_upcase_default_map(map);
+		exfat_upcase_default_map(&map);
 		for (int i = 2; i < argc; i++)
-			printf("%04X\n", map[strtoul(argv[i], NULL, 16) & 0xFFFF]);
+			printf("%04X\n", exfat_upcase_char(&map, (uint16_t)strtoul(argv[i], NULL, 16)));
 		return 0;
 	}
 	if (!strcmp(cmd, "utf8") && argc == 3) {
@@ -234,8 +234,8 @@ int main(int argc, char **argv)
 		size_t n;
 		if (kb_utf8_to_utf16(argv[2], strlen(argv[2]), name, 255, &n, NULL) < 0)
 			return 1;
-		exfat_upcase_default_map(map);
-		exfat_upcase_name(map, name, (unsigned)n, name);
+		exfat_upcase_default_map(&map);
+		exfat_upcase_name(&map, name, (unsigned)n, name);
 		printf("%04X\n", exfat_name_hash(name, (unsigned)n));
 		return 0;
 	}
