@@ -257,9 +257,24 @@ static void bitmap_problems(struct vol *v, uint64_t free_but_used, uint32_t firs
 		bitmap_take(v, false);
 }
 
+/* Whether len bytes (a multiple of 8) are all zero. */
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	uint64_t any = 0;
+	for (size_t k = 0; k < len; k += 8) {
+		uint64_t x;
+		memcpy(&x, p + k, 8);
+		any |= x;
+	}
+	return !any;
+}
+
 /* The read-only comparison: the on-disk bitmap is read in large runs into
  * one small buffer and compared word by word with the clusters in use;
- * pages of used that no cluster touched count as zero without being read. */
+ * pages of used that no cluster touched count as zero without being read.
+ * Where a page of used is untouched and the bitmap under it free (a hole,
+ * or zero words: most of a bitmap that is not full), there is nothing to
+ * compare, and the stretch is passed over whole. */
 static void check_bitmap_streamed(struct vol *v)
 {
 	uint64_t words = ((uint64_t)v->cc + 63) / 64, w = 0;
@@ -289,10 +304,13 @@ static void check_bitmap_streamed(struct vol *v)
 		for (; w < w_end; w++) {
 			uint64_t disk = 0, in_use = 0;
 			bool touched = v->used_pages[w * 8 / USED_PAGE_BYTES];
-			if (hole && !touched) {
+			if (!touched) {
 				uint64_t next = (w * 8 / USED_PAGE_BYTES + 1) * USED_PAGE_BYTES / 8;
-				w = (next < w_end ? next : w_end) - 1;
-				continue;
+				uint64_t stop = next < w_end ? next : w_end;
+				if (hole || all_zero(buf + (w - w0) * 8, (stop - w) * 8)) {
+					w = stop - 1;
+					continue;
+				}
 			}
 			if (!hole) {
 				memcpy(&disk, buf + (w - w0) * 8, 8);
