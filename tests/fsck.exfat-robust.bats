@@ -1,17 +1,27 @@
 #!/usr/bin/env bats
-# fsck.exfat under the sanitizers: the whole corruption suite again with
-# ./kbox-asan, and short libFuzzer runs over mutated volumes, undo files and
-# saved kernel logs (`make fuzz` runs longer ones).
+# fsck.exfat under the sanitizers: the corruption suite and the boot-region
+# rebuild suite again with ./kbox-asan, and short libFuzzer runs over mutated
+# volumes, undo files and saved kernel logs (`make fuzz` runs longer ones).
 load test_helper
 
-@test "the corruption suite passes with the sanitizer build (kbox-asan)" {
+# asan_suite SUITE MIN: tests/SUITE passes with ./kbox-asan, at least MIN
+# of its tests run.
+asan_suite() {
 	[ -x "$KBOX_ROOT/kbox-asan" ] || skip "kbox-asan not built (make asan)"
 	[ "$KBOX" != "$KBOX_ROOT/kbox-asan" ] || skip "this run already uses kbox-asan"
 	require_applet fsck.exfat
-	run env KBOX="$KBOX_ROOT/kbox-asan" bats --tap "$KBOX_ROOT/tests/fsck.exfat.bats"
+	run env KBOX="$KBOX_ROOT/kbox-asan" bats --tap "$KBOX_ROOT/tests/$1"
 	echo "$output" | grep -E '^not ok' && fail "failures under kbox-asan"
 	[ "$status" -eq 0 ]
-	[ "$(echo "$output" | grep -c '^ok ')" -ge 30 ]
+	[ "$(echo "$output" | grep -c '^ok ')" -ge "$2" ]
+}
+
+@test "the corruption suite passes with the sanitizer build (kbox-asan)" {
+	asan_suite fsck.exfat.bats 30
+}
+
+@test "the boot-region rebuild suite passes with the sanitizer build (kbox-asan)" {
+	asan_suite fsck.exfat-boot.bats 8
 }
 
 # fuzz TARGET SECONDS: a short libFuzzer run of fuzz/build/TARGET from its seeds.

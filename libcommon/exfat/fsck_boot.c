@@ -4,104 +4,340 @@
  * sectors, OEM parameters, reserved, checksum sector) and the backup at
  * sectors 12-23; checks each on its own (signatures, geometry, the checksum
  * sector), picks the one to use (the main one unless it is damaged or -b),
- * and rewrites the other when they differ. Then takes the volume's geometry
- * from the boot sector: sector and cluster size, ClusterCount, the active
- * FAT, the cluster heap, VolumeLength against the device. */
+ * and rewrites the other when they differ. When both are damaged, each boot
+ * sector is verified against the volume it describes (FAT[0]'s media byte,
+ * a readable root directory holding an allocation bitmap entry of the size
+ * ClusterCount needs and an up-case table whose checksum matches), and both
+ * regions are rebuilt from the one that verifies. Then takes the volume's
+ * geometry from the boot sector: sector and cluster size, ClusterCount, the
+ * active FAT, the cluster heap, VolumeLength against the device. */
 #include "exfat/fsck_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int fsck_check_boot(struct vol *v)
+#define REGION_MAX ((size_t)EXFAT_BOOT_REGION_SECTORS * 4096)
+
+/* One boot region as read, main or backup. */
+struct region {
+	uint8_t *buf;            /* REGION_MAX bytes */
+	unsigned ss;             /* the sector size it was read with; 0: none found */
+	bool ok;                 /* it passes exfat_boot_region_check() */
+	const char *why;         /* why not */
+};
+
+static bool shift_is(const uint8_t *sector0, unsigned ss)
 {
-	const size_t max = (size_t)EXFAT_BOOT_REGION_SECTORS * 4096;
-	uint8_t *mainr = malloc(max), *backup = malloc(max);
-	int rc = -1;
-	if (!mainr || !backup) {
-		fsck_fail_op(v, "out of memory");
-		goto out;
-	}
-	if (fsck_dev_read(v, 0, mainr, max) < 0)
-		goto out;
-	const char *main_why = NULL, *backup_why = NULL;
-	const struct exfat_boot_sector *mbs = (const void *)mainr;
-	unsigned ss = 0;
-	bool main_ok = false, backup_ok = false;
-	if (mbs->sector_shift >= EXFAT_MIN_SECTOR_SHIFT && mbs->sector_shift <= EXFAT_MAX_SECTOR_SHIFT) {
-		ss = 1u << mbs->sector_shift;
-		main_ok = exfat_boot_region_check(mainr, ss, &main_why) == 0;
-	} else {
-		main_why = "BytesPerSectorShift out of range 9..12";
-	}
-	/* The backup follows the main region; its sector size is its own. */
-	for (unsigned s = ss ? ss : 512; s <= 4096; s *= 2) {
-		if (fsck_dev_read(v, (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * s, backup, (size_t)EXFAT_BOOT_REGION_SECTORS * s) < 0)
-			goto out;
-		const struct exfat_boot_sector *b = (const void *)backup;
-		if (b->sector_shift == __builtin_ctz(s) || ss) {
-			backup_ok = exfat_boot_region_check(backup, s, &backup_why) == 0;
-			if (backup_ok || ss) {
-				if (!ss || backup_ok)
-					ss = backup_ok ? s : ss;
-				break;
-			}
+	return ((const struct exfat_boot_sector *)sector0)->sector_shift == __builtin_ctz(ss);
+}
+
+/* The backup region, at sector 12 in the main region's sector size. When
+ * the main region is damaged its BytesPerSectorShift may be what is wrong,
+ * so each other size is tried as well: the backup is where its own shift
+ * says, and a valid region is preferred to one that only has the shift. */
+static int read_backup(struct vol *v, const struct region *m, struct region *b, uint8_t *scratch)
+{
+	static const unsigned sizes[] = { 512, 1024, 2048, 4096 };
+	b->ss = 0;
+	b->why = "no boot sector at sector 12 in any sector size";
+	for (int k = -1; k < 4; k++) {
+		unsigned s = k < 0 ? m->ss : sizes[k];
+		if (!s || (k >= 0 && (s == m->ss || m->ok)))
+			continue;
+		if (fsck_dev_read(v, (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * s, scratch,
+				  (size_t)EXFAT_BOOT_REGION_SECTORS * s) < 0)
+			return -1;
+		if (s != m->ss && !shift_is(scratch, s))
+			continue;
+		const char *why = NULL;
+		bool ok = exfat_boot_region_check(scratch, s, &why) == 0;
+		if (ok || !b->ss || (!shift_is(b->buf, b->ss) && shift_is(scratch, s))) {
+			memcpy(b->buf, scratch, (size_t)EXFAT_BOOT_REGION_SECTORS * s);
+			*b = (struct region){ b->buf, s, ok, why };
 		}
+		if (ok)
+			break;
 	}
-	if (!backup_ok && !backup_why)
-		backup_why = "no valid boot sector";
-	if (!main_ok && !backup_ok) {
-		bool sig = !memcmp(mbs->fs_name, "EXFAT   ", 8) || !memcmp(((struct exfat_boot_sector *)backup)->fs_name, "EXFAT   ", 8);
-		v->r->not_exfat = !sig;
-		if (sig)
-			fsck_fail(v, "both boot regions are damaged (main: %s; backup: %s)", main_why, backup_why);
-		else
-			/* Whatever else is wrong, the missing name is what says so. */
-			fsck_fail(v, "not an exFAT filesystem (no \"EXFAT\" signature in either boot sector)");
-		goto out;
-	}
-	v->ss = ss;
-	size_t rlen = (size_t)EXFAT_BOOT_REGION_SECTORS * ss;
-	v->boot = malloc(rlen);
-	if (!v->boot) {
-		fsck_fail_op(v, "out of memory");
-		goto out;
-	}
-	v->boot_writable = true;
-	if (!main_ok || (v->o->use_backup && backup_ok && !exfat_boot_regions_equal(mainr, backup, ss))) {
-		memcpy(v->boot, backup, rlen);
-		v->bs = (struct exfat_boot_sector *)v->boot;
-		if (fsck_problem(v, "boot-region", "", 0, true, "restore the main boot region from the backup",
-				 main_ok ? "main boot region differs from the backup (-b uses the backup)"
-				    : "main boot region damaged: %s", main_why)) {
-			v->bs->volume_flags = htole16(exfat_le16(v->bs->volume_flags) | EXFAT_FLAG_VOLUME_DIRTY);
-			if (fsck_raw_write(v, 0, v->boot, rlen) < 0 || fsck_flush(v) < 0)
-				goto out;
-			v->dirty_set = true;
-		} else {
-			v->boot_writable = false; /* no other write over a damaged main region */
-		}
-	} else {
-		memcpy(v->boot, mainr, rlen);
-		v->bs = (struct exfat_boot_sector *)v->boot;
-		if (!backup_ok) {
-			if (fsck_problem(v, "backup-boot-region", "", (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * ss, true,
-					 "rewrite the backup from the main region", "backup boot region damaged: %s", backup_why))
-				fsck_dev_write(v, (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * ss, v->boot, rlen);
-		} else if (!exfat_boot_regions_equal(mainr, backup, ss)) {
-			if (fsck_problem(v, "backup-boot-region", "", (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * ss, true,
-					 "rewrite the backup from the main region",
-					 "backup boot region differs from the main region"))
-				fsck_dev_write(v, (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * ss, v->boot, rlen);
-		}
-	}
-	struct exfat_boot_sector *bs = v->bs;
-	v->orig_flags = exfat_le16(bs->volume_flags) & (uint16_t)~(v->dirty_set ? EXFAT_FLAG_VOLUME_DIRTY : 0);
+	return 0;
+}
+
+/* The geometry of the volume a boot sector describes. */
+static void set_geometry(struct vol *v, const struct exfat_boot_sector *bs)
+{
 	v->csize = exfat_cluster_size(bs);
 	v->cshift = bs->sector_shift + bs->cluster_shift;
 	v->cc = exfat_le32(bs->cluster_count);
 	v->heap_off = (uint64_t)exfat_le32(bs->cluster_heap_offset) << bs->sector_shift;
 	uint64_t fat_index = bs->number_of_fats == 2 && (exfat_le16(bs->volume_flags) & EXFAT_FLAG_ACTIVE_FAT);
 	v->fat_off = ((uint64_t)exfat_le32(bs->fat_offset) + fat_index * exfat_le32(bs->fat_length)) << bs->sector_shift;
+}
+
+/* FAT entry c, read on its own: the FAT is not set up yet. */
+static uint32_t fat_entry(struct vol *v, uint32_t c)
+{
+	uint8_t e[4];
+	if (fsck_dev_read(v, v->fat_off + (uint64_t)c * 4, e, 4) < 0)
+		return EXFAT_FAT_EOC;
+	return exfat_get_le32(e);
+}
+
+/* The up-case table of entry e, read through its chain: does its
+ * checksum match? Returns NULL, or why not (in why). */
+static const char *verify_upcase(struct vol *v, const struct exfat_upcase_entry *e, char *why, size_t len)
+{
+	uint64_t size = exfat_le64(e->data_length);
+	if (size == 0 || size > MAX_UPCASE_BYTES) {
+		snprintf(why, len, "its up-case table size %llu is out of range", (unsigned long long)size);
+		return why;
+	}
+	uint8_t *table = malloc(size);
+	if (!table) {
+		fsck_fail_op(v, "out of memory");
+		return "out of memory";
+	}
+	uint32_t c = exfat_le32(e->first_cluster);
+	const char *res = NULL;
+	for (uint64_t at = 0; at < size && !res; at += v->csize, c = fat_entry(v, c)) {
+		if (!fsck_cluster_ok(v, c))
+			res = "its up-case table's cluster chain is broken";
+		else if (fsck_dev_read(v, fsck_cluster_pos(v, c), table + at, size - at < v->csize ? size - at : v->csize) < 0)
+			res = "read error";
+	}
+	uint32_t sum = res ? 0 : exfat_checksum32(table, size, 0);
+	free(table);
+	if (!res && sum != exfat_le32(e->table_checksum)) {
+		snprintf(why, len, "its up-case table's checksum is 0x%08x, not 0x%08x", sum,
+			 exfat_le32(e->table_checksum));
+		res = why;
+	}
+	return res;
+}
+
+#define ROOT_SCAN_BYTES (64u << 10)
+
+/* Whether a boot sector describes the volume it is found on: the FAT it
+ * names begins with the media byte 0xF8, and its root directory can be
+ * read up to an allocation bitmap entry of the size its ClusterCount needs
+ * and an up-case table entry whose table has the checksum it records.
+ * Leaves that geometry in v. Returns NULL, or why not (in why). */
+static const char *verify_boot_sector(struct vol *v, const uint8_t *sector0, unsigned ss, char *why, size_t len)
+{
+	struct exfat_boot_sector bs;
+	memcpy(&bs, sector0, sizeof(bs));
+	/* A bad PercentInUse is a problem of its own (repaired at the end);
+	 * it says nothing about where the volume's structures are. */
+	if (bs.percent_in_use > 100)
+		bs.percent_in_use = 0xFF;
+	const char *res;
+	if (exfat_boot_sector_check(&bs, &res) < 0)
+		return res;
+	if (exfat_sector_size(&bs) != ss)
+		return "its BytesPerSectorShift is not the sector size it was found with";
+	set_geometry(v, &bs);
+	uint32_t media = fat_entry(v, 0);
+	if ((media & 0xFF) != 0xF8) {
+		snprintf(why, len, "FAT[0] is 0x%08x, without the media byte 0xF8", media);
+		return why;
+	}
+	size_t chunk = v->csize < ROOT_SCAN_BYTES ? v->csize : ROOT_SCAN_BYTES;
+	uint8_t *buf = malloc(chunk);
+	if (!buf) {
+		fsck_fail_op(v, "out of memory");
+		return "out of memory";
+	}
+	uint64_t need = ((uint64_t)v->cc + 7) / 8, scanned = 0;
+	bool bitmap = false, upcase = false, end = false;
+	struct exfat_upcase_entry up = { 0 };
+	uint32_t c = exfat_le32(bs.root_cluster);
+	res = NULL;
+	while (!res && !end && !(bitmap && upcase)) {
+		if (!fsck_cluster_ok(v, c) || scanned >= EXFAT_MAX_DIR_BYTES) {
+			res = "its root directory's cluster chain is broken";
+			break;
+		}
+		for (uint64_t off = 0; off < v->csize && !res && !end && !(bitmap && upcase); off += chunk) {
+			if (fsck_dev_read(v, fsck_cluster_pos(v, c) + off, buf, chunk) < 0) {
+				res = "read error";
+				break;
+			}
+			for (size_t k = 0; k < chunk && !res && !end; k += EXFAT_ENTRY_SIZE) {
+				const struct exfat_bitmap_entry *e = (const void *)(buf + k);
+				if (e->type == EXFAT_ENTRY_EOD) {
+					end = true;
+				} else if (e->type == EXFAT_ENTRY_BITMAP && !bitmap) {
+					if (exfat_le64(e->data_length) != need || !fsck_cluster_ok(v, exfat_le32(e->first_cluster))) {
+						snprintf(why, len, "its allocation bitmap entry has size %llu and first cluster %u "
+							 "(%llu needed for %u clusters)", (unsigned long long)exfat_le64(e->data_length),
+							 exfat_le32(e->first_cluster), (unsigned long long)need, v->cc);
+						res = why;
+					}
+					bitmap = true;
+				} else if (e->type == EXFAT_ENTRY_UPCASE && !upcase) {
+					memcpy(&up, e, sizeof(up));
+					upcase = true;
+				}
+			}
+		}
+		scanned += v->csize;
+		c = fat_entry(v, c);
+	}
+	free(buf);
+	if (!res && !bitmap)
+		res = "its root directory has no allocation bitmap entry";
+	else if (!res && !upcase)
+		res = "its root directory has no up-case table entry";
+	else if (!res)
+		res = verify_upcase(v, &up, why, len);
+	return res;
+}
+
+/* A region rebuilt around a verified boot sector: sectors 1-10 as
+ * mkfs.exfat writes them (zeros; the extended boot sectors end with their
+ * signature) unless both regions hold the same sector, which is kept (as
+ * is the rest of sector 0 past the boot sector); then the checksum. */
+static void rebuild_region(uint8_t *out, const uint8_t *sector0, const struct region *m, const struct region *b,
+			   unsigned ss)
+{
+	exfat_boot_region_build(out, (const struct exfat_boot_sector *)sector0, ss);
+	if (m->ss == ss && b->ss == ss) {
+		if (!memcmp(m->buf + 512, b->buf + 512, ss - 512))
+			memcpy(out + 512, m->buf + 512, ss - 512);
+		for (unsigned s = 1; s < EXFAT_BOOT_CHECKSUM_SECTOR; s++) {
+			const uint8_t *a = m->buf + (size_t)s * ss;
+			if (memcmp(a, b->buf + (size_t)s * ss, ss) ||
+			    (s <= EXFAT_EXT_BOOT_SECTORS && exfat_get_le32(a + ss - 4) != 0xAA550000u))
+				continue;
+			memcpy(out + (size_t)s * ss, a, ss);
+		}
+	}
+	exfat_fill_checksum_sector(out + (size_t)EXFAT_BOOT_CHECKSUM_SECTOR * ss, ss, exfat_boot_checksum(out, ss));
+}
+
+/* The region to use from here on: a copy of buf, in sectors of ss bytes. */
+static int use_region(struct vol *v, const uint8_t *buf, unsigned ss)
+{
+	size_t rlen = (size_t)EXFAT_BOOT_REGION_SECTORS * ss;
+	v->ss = ss;
+	v->boot = malloc(rlen);
+	if (!v->boot) {
+		fsck_fail_op(v, "out of memory");
+		return -1;
+	}
+	memcpy(v->boot, buf, rlen);
+	v->bs = (struct exfat_boot_sector *)v->boot;
+	return 0;
+}
+
+/* The region in use becomes the main region, marked dirty and flushed
+ * before anything else is written. */
+static int write_main_region(struct vol *v)
+{
+	v->bs->volume_flags = htole16(exfat_le16(v->bs->volume_flags) | EXFAT_FLAG_VOLUME_DIRTY);
+	if (fsck_raw_write(v, 0, v->boot, (size_t)EXFAT_BOOT_REGION_SECTORS * v->ss) < 0 || fsck_flush(v) < 0)
+		return -1;
+	v->dirty_set = true;
+	return 0;
+}
+
+/* Neither region is valid: both are rebuilt from a boot sector that
+ * verifies against the volume (the main one first, unless -b), or the run
+ * stops there, saying why neither does. */
+static int rebuild_regions(struct vol *v, const struct region *m, const struct region *b, uint8_t *region)
+{
+	char mwhy[160], bwhy[160];
+	const char *mv = m->ss ? verify_boot_sector(v, m->buf, m->ss, mwhy, sizeof(mwhy)) : m->why;
+	const char *bv = b->ss ? verify_boot_sector(v, b->buf, b->ss, bwhy, sizeof(bwhy)) : b->why;
+	if (v->failed)
+		return -1;
+	const struct region *c = v->o->use_backup ? (!bv ? b : !mv ? m : NULL) : (!mv ? m : !bv ? b : NULL);
+	if (!c) {
+		fsck_fail(v, "both boot regions are damaged, and neither boot sector matches the volume "
+			  "(main: %s; backup: %s)", mv, bv);
+		return -1;
+	}
+	const char *which = c == m ? "main" : "backup";
+	rebuild_region(region, c->buf, m, b, c->ss);
+	if (use_region(v, region, c->ss) < 0)
+		return -1;
+	char repair[64];
+	snprintf(repair, sizeof(repair), "rebuild both boot regions from the %s boot sector", which);
+	if (fsck_problem(v, "boot-regions", "", 0, true, repair,
+			 "both boot regions are damaged (main: %s; backup: %s); the %s boot sector matches the volume",
+			 m->why, b->why, which)) {
+		/* The main region first: if the run stops before the backup is
+		 * written, the next check finds a valid main region and rewrites
+		 * the backup from it. */
+		if (write_main_region(v) == 0)
+			fsck_dev_write(v, (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * c->ss, region,
+				       (size_t)EXFAT_BOOT_REGION_SECTORS * c->ss);
+	} else {
+		v->boot_writable = false; /* no other write while no region is valid */
+	}
+	return v->failed ? -1 : 0;
+}
+
+int fsck_check_boot(struct vol *v)
+{
+	struct region m = { .buf = malloc(REGION_MAX) }, b = { .buf = malloc(REGION_MAX) };
+	uint8_t *scratch = malloc(REGION_MAX);
+	int rc = -1;
+	if (!m.buf || !b.buf || !scratch) {
+		fsck_fail_op(v, "out of memory");
+		goto out;
+	}
+	if (fsck_dev_read(v, 0, m.buf, REGION_MAX) < 0)
+		goto out;
+	const struct exfat_boot_sector *mbs = (const void *)m.buf;
+	if (mbs->sector_shift >= EXFAT_MIN_SECTOR_SHIFT && mbs->sector_shift <= EXFAT_MAX_SECTOR_SHIFT) {
+		m.ss = 1u << mbs->sector_shift;
+		m.ok = exfat_boot_region_check(m.buf, m.ss, &m.why) == 0;
+	} else {
+		m.why = "BytesPerSectorShift out of range 9..12";
+	}
+	if (read_backup(v, &m, &b, scratch) < 0)
+		goto out;
+	v->boot_writable = true;
+	if (!m.ok && !b.ok) {
+		bool sig = !memcmp(mbs->fs_name, "EXFAT   ", 8) ||
+			   (b.ss && !memcmp(((struct exfat_boot_sector *)b.buf)->fs_name, "EXFAT   ", 8));
+		v->r->not_exfat = !sig;
+		if (!sig) {
+			/* Whatever else is wrong, the missing name is what says so. */
+			fsck_fail(v, "not an exFAT filesystem (no \"EXFAT\" signature in either boot sector)");
+			goto out;
+		}
+		if (rebuild_regions(v, &m, &b, scratch) < 0)
+			goto out;
+	} else if (!m.ok || (v->o->use_backup && b.ok && !exfat_boot_regions_equal(m.buf, b.buf, b.ss))) {
+		if (use_region(v, b.buf, b.ss) < 0)
+			goto out;
+		if (fsck_problem(v, "boot-region", "", 0, true, "restore the main boot region from the backup",
+				 m.ok ? "main boot region differs from the backup (-b uses the backup)"
+				      : "main boot region damaged: %s", m.why)) {
+			if (write_main_region(v) < 0)
+				goto out;
+		} else {
+			v->boot_writable = false; /* no other write over a damaged main region */
+		}
+	} else {
+		size_t rlen = (size_t)EXFAT_BOOT_REGION_SECTORS * m.ss;
+		uint64_t backup_at = (uint64_t)EXFAT_BACKUP_BOOT_SECTOR * m.ss;
+		if (use_region(v, m.buf, m.ss) < 0)
+			goto out;
+		if (!b.ok) {
+			if (fsck_problem(v, "backup-boot-region", "", backup_at, true, "rewrite the backup from the main region",
+					 "backup boot region damaged: %s", b.why))
+				fsck_dev_write(v, backup_at, v->boot, rlen);
+		} else if (!exfat_boot_regions_equal(m.buf, b.buf, m.ss)) {
+			if (fsck_problem(v, "backup-boot-region", "", backup_at, true, "rewrite the backup from the main region",
+					 "backup boot region differs from the main region"))
+				fsck_dev_write(v, backup_at, v->boot, rlen);
+		}
+	}
+	struct exfat_boot_sector *bs = v->bs;
+	v->orig_flags = exfat_le16(bs->volume_flags) & (uint16_t)~(v->dirty_set ? EXFAT_FLAG_VOLUME_DIRTY : 0);
+	set_geometry(v, bs);
 	v->r->cluster_count = v->cc;
 	v->r->cluster_size = v->csize;
 	uint64_t vol_bytes = exfat_le64(bs->volume_length) << bs->sector_shift;
@@ -121,7 +357,8 @@ int fsck_check_boot(struct vol *v)
 		fsck_note(v, "the volume is marked as having had media failures");
 	rc = 0;
 out:
-	free(mainr);
-	free(backup);
+	free(m.buf);
+	free(b.buf);
+	free(scratch);
 	return rc;
 }

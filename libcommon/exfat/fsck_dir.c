@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_UPCASE_BYTES (128u << 10)
-
 /* ---- directory entries --------------------------------------------------- */
 
 uint8_t *fsck_entry_at(struct dir_ctx *d, uint32_t i)

@@ -30,6 +30,7 @@
 #define FAT_WINDOW_ENTRIES 1024u         /* read-only check: FAT cached 4 KiB at a time */
 #define FAT_CHUNK_ENTRIES 16384u         /* repairs: FAT read 64 KiB at a time, on first use */
 #define USED_PAGE_BYTES 4096u            /* used bitmap pages never written read as zero */
+#define MAX_UPCASE_BYTES (128u << 10)    /* a larger up-case table is damaged */
 
 struct dir_ctx;   /* one directory being checked (below) */
 struct exfat_upcase_map;  /* exfat_upcase.h */
