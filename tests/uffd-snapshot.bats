@@ -55,14 +55,38 @@ snapshot_rounds() {
 target_free() {
 	threads_running && [ "$(tracer_of "$T")" = 0 ] && ! ls -l /proc/"$T"/fd | grep -q userfaultfd
 }
-threads_running() {
-	local st
-	for st in /proc/"$T"/task/*/stat; do
-		[[ $(sed 's/.*) //' "$st" | cut -d' ' -f1) != [tT] ]] || return 1
-	done
-}
+# thread_states: the state letter of each thread of the target, one a line.
+thread_states() { sed 's/.*) //; s/ .*//' /proc/"$T"/task/*/stat; }
+threads_running() { ! thread_states | grep -q '[tT]'; }
 tracer_of() { awk '/^TracerPid/ {print $2}' /proc/"$1"/status; }
 untraced() { [ "$(tracer_of "$T")" = 0 ]; }
+
+# describe_target: what holds the target, for a wait that failed: each
+# thread's state and tracer, its userfaultfds, the uffd-snapshot processes
+# (and their helpers) still at it.
+describe_target() {
+	local f fd
+	echo "state of target $T:"
+	for f in /proc/"$T"/task/*/status; do
+		echo "  $f: $(awk '$1 == "State:" || $1 == "TracerPid:" {printf "%s %s ", $1, $2}' "$f")"
+	done
+	for fd in /proc/"$T"/fd/*; do
+		[[ $(readlink "$fd") == *userfaultfd* ]] || continue
+		echo "  userfaultfd $fd:"
+		sed 's/^/    /' /proc/"$T"/fdinfo/"${fd##*/}"
+	done
+	echo "  uffd-snapshot processes of $T:"
+	pgrep -f "uffd-snapshot .*[ ]$T\$" | while read -r f; do
+		echo "    $(ps -o pid=,ppid=,stat=,etime=,wchan:24= -p "$f") $(tr '\0' ' ' </proc/"$f"/cmdline 2>/dev/null)"
+	done
+}
+
+# wait_target_free SECONDS: waits until the target runs freely, or fails
+# describing what still holds it.
+wait_target_free() {
+	wait_until "$1" "the target to run freely (no thread stopped, no tracer, no userfaultfd)" target_free ||
+		{ describe_target >&2; return 1; }
+}
 
 # Right after uffd-snapshot returned, the target must already be free.
 assert_target_free() {
@@ -262,7 +286,7 @@ target_survives_rounds() {
 		wait "$p" 2>/dev/null || true
 	done
 	# The helper of the last run lets the target go once it sees its parent die.
-	wait_until 10 "the target to run freely (no thread stopped, no tracer, no userfaultfd)" target_free
+	wait_target_free 10
 	# Killed runs leave no file behind (the core is unnamed until complete).
 	run find "$WORK" -name '.core*'
 	assert_output ""
@@ -449,7 +473,7 @@ target_survives_rounds() {
 		wait_until 10 "the helper to let the target go after uffd-snapshot died" untraced
 	done
 	[ -n "$caught" ] || skip "never caught the pause"
-	wait_until 10 "the target to run freely (no thread stopped, no tracer, no userfaultfd)" target_free
+	wait_target_free 10
 	stop_target
 }
 
@@ -496,6 +520,6 @@ target_survives_rounds() {
 	served() { ! in_userfault; }
 	wait_until 10 "the target's writers to leave handle_userfault" served
 	exec 5<&-
-	wait_until 10 "the target to run freely (no thread stopped, no tracer, no userfaultfd)" target_free
+	wait_target_free 10
 	stop_target
 }
