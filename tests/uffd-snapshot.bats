@@ -58,6 +58,8 @@ target_free() {
 # thread_states: the state letter of each thread of the target, one a line.
 thread_states() { sed 's/.*) //; s/ .*//' /proc/"$T"/task/*/stat; }
 threads_running() { ! thread_states | grep -q '[tT]'; }
+# Every thread in a ptrace stop.
+threads_stopped() { ! thread_states | grep -qv '^t$'; }
 tracer_of() { awk '/^TracerPid/ {print $2}' /proc/"$1"/status; }
 untraced() { [ "$(tracer_of "$T")" = 0 ]; }
 
@@ -454,31 +456,28 @@ target_survives_rounds() {
 
 @test "the helper killed while it holds the target stopped: the kernel lets the target go" {
 	start_target --mib 128 --threads 3
-	caught=
-	for _ in $(seq 100); do
-		kb uffd-snapshot -o "$WORK/core" "$T" 2>/dev/null &
-		p=$!
-		sleep "$(printf '0.%03d' $((RANDOM % 10)))"
-		kill -STOP "$p"
-		tracer=$(awk '/^TracerPid/ {print $2}' /proc/"$T"/status)
-		if [ "$tracer" != 0 ]; then
-			# Once it waits for us (poll), its injection is over: a
-			# SIGKILL inside those ~0.1 ms is the one case not covered
-			# (see SAFETY in the manual).
-			polls_or_gone() { grep -q poll /proc/"$1"/wchan 2>/dev/null || [ ! -e /proc/"$1" ]; }
-			wait_until 10 "helper $tracer to wait for uffd-snapshot in poll" polls_or_gone "$tracer"
-			caught=$tracer
-			# (It may be letting go on its own already, after our resume.)
-			kill -KILL "$tracer" 2>/dev/null || true
-		fi
-		kill -KILL "$p"
-		wait "$p" 2>/dev/null || true
-		[ -n "$caught" ] && break
-		# Its helper lets the target go on its own; wait for that.
-		wait_until 10 "the helper to let the target go after uffd-snapshot died" untraced
-	done
-	[ -n "$caught" ] || skip "never caught the pause"
-	wait_target_free 10
+	# With --stopped the whole copy is made in the pause. Its output goes to
+	# a FIFO nobody reads yet, so the pause lasts until we read: the helper
+	# holds every thread stopped and waits for uffd-snapshot in poll.
+	mkfifo "$WORK/fifo"
+	"$KBOX" uffd-snapshot --stopped --max-pause 10m -o - "$T" >"$WORK/fifo" 2>"$WORK/err" &
+	local p=$! helper rc=0
+	exec 5<"$WORK/fifo"
+	held() {
+		helper=$(tracer_of "$T")
+		[ "$helper" != 0 ] && threads_stopped && grep -q poll /proc/"$helper"/wchan 2>/dev/null
+	}
+	wait_until 30 "a helper to hold every thread of the target stopped, waiting in poll" held ||
+		{ describe_target >&2; false; }
+	kill -KILL "$helper"
+	wait_target_free 30
+	# Let go on, uffd-snapshot finds its helper gone: it fails, saying so.
+	timeout 60 cat <&5 >/dev/null || fail "uffd-snapshot wrote no end of its output within 60 s"
+	exec 5<&-
+	wait "$p" || rc=$?
+	[ "$rc" -eq 1 ]
+	run cat "$WORK/err"
+	assert_output "uffd-snapshot: the helper process ended unexpectedly"
 	stop_target
 }
 
