@@ -19,3 +19,18 @@ wait_until() {
 		sleep 0.05
 	done
 }
+
+# loop_detach SECONDS DEVICE
+#   Detaches a loop device and waits until it has let go of its backing file.
+#   A FUSE daemon on it (exfat-fuse) writes its last changes after umount
+#   returns, and the device is released only once the daemon closes it:
+#   until then the image may not be whole. Returns 1 (saying so) if it is
+#   still held after SECONDS.
+loop_detach() {
+	local back file
+	back=/sys/block/${2#/dev/}/loop/backing_file
+	file=$(cat "$back" 2>/dev/null) || return 0
+	losetup -d "$2" 2>/dev/null
+	wait_until "$1" "$2 to let go of $file" loop_released "$back" "$file"
+}
+loop_released() { [ "$(cat "$1" 2>/dev/null)" != "$2" ]; }
