@@ -2,7 +2,10 @@
 # Makes fuzzing seeds, one folder per target under OUTDIR:
 #   fsck_exfat: small exFAT volumes (512-byte clusters, 4 KiB alignment, so
 #     every structure lies in the first 48 KiB) cut to their first 48 KiB;
-#   exfat_label: the same, and one whose root directory has no free entry;
+#     when run as root with exfat-fuse, also one whose files were written
+#     through it (FAT chains, fragmented by interleaved appends), cut to 64 KiB;
+#   exfat_label: the same small volumes, and one whose root directory has no
+#     free entry;
 #   undo: undo files of real repairs (one complete, one from a run killed part
 #     way), each also with byte 40 set so the harness keeps its CRCs right;
 #   kmsg: the split-lock log forms of the tests' fixtures, line by line too;
@@ -11,8 +14,20 @@
 set -eu
 kbox=$1 out=$2
 here=$(cd "$(dirname "$0")" && pwd)
+# As root, in a mount namespace of its own: the exfat-fuse mount below must
+# not be copied into one that another program makes meanwhile (it would keep
+# exfat-fuse, and the image, busy after umount).
+if [ "$(id -u)" = 0 ] && [ -z "${KBOX_SEEDS_NAMESPACE:-}" ] && command -v unshare >/dev/null; then
+	KBOX_SEEDS_NAMESPACE=1 exec unshare -m --propagation private bash "$0" "$@"
+fi
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+mnt= loopdev=
+cleanup() {
+	[ -z "$mnt" ] || umount "$mnt" 2>/dev/null || true
+	[ -z "$loopdev" ] || losetup -d "$loopdev" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
 mkdir -p "$out/fsck_exfat" "$out/undo" "$out/kmsg" "$out/exfat_dump" "$tmp/tree/dir/sub"
 echo hello > "$tmp/tree/a.txt"
 printf '%s\n' one two three > "$tmp/tree/dir/b.txt"
@@ -33,6 +48,37 @@ cp "$out"/fsck_exfat/* "$out/exfat_label/"
 for f in one two three a-name-of-20-chars; do echo "$f" > "$tmp/full/$f"; done
 "$kbox" mkfs.exfat -q -b 4K -c 512 -d "$tmp/full" "$tmp/full.img" 1M
 head -c 49152 "$tmp/full.img" > "$out/exfat_label/full"
+
+# Files written through exfat-fuse: three directory levels, files appended to
+# in turn (so their chains interleave), one deleted to leave a hole.
+write_chained() {
+	local m=$1 i f
+	mkdir -p "$m/d/e"
+	for i in 1 2 3; do
+		for f in a b c; do
+			yes "$f$i" | head -c 700 >> "$m/$f"
+			yes "d$f$i" | head -c 300 >> "$m/d/$f$i"
+		done
+	done
+	rm "$m/b"
+	yes x | head -c 1500 > "$m/d/e/x"
+}
+if [ "$(id -u)" = 0 ] && command -v mount.exfat-fuse >/dev/null; then
+	. "$here/../tests/wait.sh"
+	"$kbox" mkfs.exfat -q -b 4K -c 512 "$tmp/chained.img" 1M
+	mkdir "$tmp/mnt"
+	if loopdev=$(losetup -f --show "$tmp/chained.img") &&
+	   timeout 20 mount.exfat-fuse "$loopdev" "$tmp/mnt" >/dev/null 2>&1; then
+		mnt=$tmp/mnt
+		write_chained "$mnt"
+		umount "$mnt" && mnt=
+	fi
+	# exfat-fuse is done writing once the loop device lets go of the image.
+	if [ -n "$loopdev" ] && loop_detach 30 "$loopdev" && [ -z "$mnt" ]; then
+		head -c 65536 "$tmp/chained.img" > "$out/fsck_exfat/chained"
+	fi
+	loopdev=
+fi
 
 # Undo files: damage the checksum of /a.txt's entry set, then repair with -z
 # (whole, and killed at a 6000-byte file limit). The entry is found with the
