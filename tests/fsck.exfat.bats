@@ -310,6 +310,16 @@ same() {
 	same keep.txt keep.txt
 }
 
+@test "name-length: a set with no name at all is named _ on disk, not only in the messages" {
+	local off; off=$(field /a.txt 1)
+	poke $((off + 32 + 3)) 00
+	dd if=/dev/zero of="$IMG" bs=1 seek=$((off + 64 + 2)) count=30 conv=notrunc status=none
+	loc fixsum "$off"
+	detect name-length
+	repair
+	same _ a.txt keep.txt keep.txt
+}
+
 @test "secondary-count: a SecondaryCount beyond the set is corrected" {
 	local off; off=$(field /a.txt 1)
 	poke $((off + 1)) 05

@@ -202,9 +202,9 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 		unsigned need = (real + EXFAT_NAME_CHARS_PER_ENTRY - 1) / EXFAT_NAME_CHARS_PER_ENTRY;
 		if (fsck_problem(v, "name-length", dpath, pos, true, "set NameLength from the name entries",
 				 "NameLength %u does not match %u name entries (name has %u characters)", nl, names, real)) {
-			st->name_length = (uint8_t)real;
-			if (!name[0])
-				name[0] = '_';
+			/* The name as read up to its first NUL ("_" for none), and
+			 * nothing after it, as every reader will then take it. */
+			store_name(d, i, names, name, real);
 			changed = true;
 		}
 		nl = real;
