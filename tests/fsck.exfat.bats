@@ -301,13 +301,19 @@ same() {
 	same keep.txt keep.txt
 }
 
-@test "name-length: a NameLength the name entries cannot hold is corrected" {
+# name_length_repaired HEX: /keep.txt with NameLength HEX (its checksum
+# recomputed) is found and repaired, and reads back whole.
+name_length_repaired() {
 	local off; off=$(field /keep.txt 1)
-	poke $((off + 32 + 3)) 28
+	poke $((off + 32 + 3)) "$1"
 	loc fixsum "$off"
 	detect name-length
 	repair
 	same keep.txt keep.txt
+}
+
+@test "name-length: a NameLength the name entries cannot hold is corrected" {
+	name_length_repaired 28
 }
 
 @test "name-length: a set with no name at all is named _ on disk, not only in the messages" {
@@ -318,6 +324,24 @@ same() {
 	detect name-length
 	repair
 	same _ a.txt keep.txt keep.txt
+}
+
+@test "name-length: a NameLength short of the name NameHash describes is set from the name entries" {
+	name_length_repaired 07
+}
+
+@test "name-padding: a character after the name in its last name entry is zeroed (Debian agrees)" {
+	local off; off=$(field /keep.txt 1)
+	# keep.txt has 8 characters: the 9th of its name entry becomes 'x'.
+	poke $((off + 64 + 2 + 16)) 78 00
+	loc fixsum "$off"
+	if command -v /usr/sbin/fsck.exfat >/dev/null; then
+		run -4 /usr/sbin/fsck.exfat -n "$IMG"
+		assert_output --partial "name length"
+	fi
+	detect name-padding
+	repair
+	same keep.txt keep.txt
 }
 
 @test "secondary-count: a SecondaryCount beyond the set is corrected" {

@@ -219,6 +219,24 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 			span = 1 + actual;
 			changed = true;
 		}
+	} else if (nl < cap && name[nl]) {
+		/* A character right after NameLength: exfatprogs takes a name up
+		 * to its first NUL, so it would read a longer one. NameHash says
+		 * which is damaged: the length, or the characters after it. */
+		unsigned real = nl;
+		while (real < cap && name[real])
+			real++;
+		uint16_t up[EXFAT_MAX_NAME_LEN];
+		exfat_upcase_name(v->upcase, name, real, up);
+		bool longer = exfat_name_hash(up, real) == exfat_le16(st->name_hash);
+		if (longer ? fsck_problem(v, "name-length", dpath, pos, true, "set NameLength from the name entries",
+					  "NameLength %u, but the name entries hold %u characters (as NameHash says)", nl, real)
+			   : fsck_problem(v, "name-padding", dpath, pos, true, "zero the characters after the name",
+					  "characters after the %u of NameLength in the name entries", nl)) {
+			nl = longer ? real : nl;
+			store_name(d, i, names, name, nl);
+			changed = true;
+		}
 	}
 	path.len = nl;
 	if (sc != actual) {
