@@ -5,6 +5,7 @@
 #   make install PREFIX=/usr/local DESTDIR=...
 #   make deps | bench | asan | fuzz | demo | clean
 #   make fresh-check          make demo + make check on a fresh bookworm root (slow)
+#   make check-property SEEDS=500   fsck.exfat's repairs over many seeded bit flips
 
 VERSION   := 0.1.0
 CC        := gcc
@@ -44,7 +45,7 @@ BINDIR     = $(PREFIX)/bin
 MANDIR     = $(PREFIX)/share/man
 COMPDIR    = $(PREFIX)/share/bash-completion/completions
 
-.PHONY: all check test deps install uninstall bench asan fuzz demo clean test-progs fresh-check
+.PHONY: all check check-property test deps install uninstall bench asan fuzz demo clean test-progs fresh-check
 all: $(OUT) test-progs
 
 $(OUT): $(OBJS) $(LIB) $(STAMP)
@@ -103,6 +104,14 @@ check: deps
 
 test: all
 	tests/run
+
+# The property test of fsck.exfat's repairs (root, loop devices, exfat-fuse):
+# SEEDS seeds of random metadata bit flips on a populated volume.
+SEEDS ?= 500
+check-property: deps
+	$(MAKE) all
+	$(MAKE) asan
+	tests/fsck.exfat-property.sh -n $(SEEDS)
 
 # Sanitizer build of the same sources, used by tests that feed untrusted input.
 asan:
