@@ -383,6 +383,35 @@ name_length_repaired() {
 	same _ a.txt 2>/dev/null || same "_~1" a.txt
 }
 
+# stream_flags_repaired PATH HEX: PATH's stream flags set to HEX (checksum
+# recomputed) are found and corrected, and its directory reads back through
+# exfat-fuse (which refuses a directory over flags it does not know).
+stream_flags_repaired() {
+	local off; off=$(field "$1" 1)
+	poke $((off + 32 + 1)) "$2"
+	loc fixsum "$off"
+	detect stream-flags
+	repair
+}
+
+@test "stream-flags: a reserved bit is cleared, and exfat-fuse reads the directory again" {
+	stream_flags_repaired /dir/b.bin 07
+	same dir/b.bin dir/b.bin dir/n1 dir/n1
+}
+
+@test "stream-flags: AllocationPossible cleared on a contiguous file is set again" {
+	stream_flags_repaired /dir/sub/c.bin 02
+	same dir/sub/c.bin dir/sub/c.bin
+}
+
+@test "stream-flags: an empty file marked NoFatChain loses the mark" {
+	local off; off=$(field /a.txt 1)
+	poke $((off + 32 + 8)) $(le64 0)
+	poke $((off + 32 + 20)) $(le32 0) $(le64 0)
+	stream_flags_repaired /a.txt 03
+	same keep.txt keep.txt
+}
+
 @test "valid-length: ValidDataLength above DataLength is lowered" {
 	local off size; off=$(field /dir/b.bin 1); size=$(field /dir/b.bin 3)
 	poke $((off + 32 + 8)) $(le64 $((size + 5000)))

@@ -117,6 +117,32 @@ static void check_timestamps(struct dir_ctx *d, uint32_t i, struct fpath *path, 
 }
 
 /* Rewrites the name entries of a set with `name` (len units). */
+/* GeneralSecondaryFlags of the stream entry at si. Readers disagree on
+ * anything but AllocationPossible with or without NoFatChain: the kernel
+ * takes a stream as contiguous only when the byte is exactly 0x03, and
+ * exfat-fuse refuses the whole directory over a reserved bit or an empty
+ * file marked NoFatChain. (An empty file with a first cluster is left to
+ * the first-cluster repair, which clears NoFatChain too.) */
+static void check_stream_flags(struct dir_ctx *d, uint32_t si, struct fpath *path, bool *changed)
+{
+	struct exfat_stream_entry *st = (struct exfat_stream_entry *)fsck_entry_at(d, si);
+	uint8_t want = st->flags & (EXFAT_SF_ALLOC_POSSIBLE | EXFAT_SF_NO_FAT_CHAIN);
+	bool empty = exfat_le64(st->data_length) == 0;
+	if (!empty)
+		want |= EXFAT_SF_ALLOC_POSSIBLE;
+	else if (exfat_le32(st->first_cluster) == 0)
+		want &= (uint8_t)~EXFAT_SF_NO_FAT_CHAIN;
+	if (want != st->flags &&
+	    fsck_problem(d->v, "stream-flags", fsck_fp(path), fsck_entry_pos(d, si), true, "correct the flags",
+			 "stream flags 0x%02x, expected 0x%02x (%s)", st->flags, want,
+			 st->flags & ~(EXFAT_SF_ALLOC_POSSIBLE | EXFAT_SF_NO_FAT_CHAIN) ? "reserved bits set"
+			 : !(st->flags & EXFAT_SF_ALLOC_POSSIBLE) ? "AllocationPossible clear on a file with data"
+			 : "NoFatChain on an empty file")) {
+		st->flags = want;
+		*changed = true;
+	}
+}
+
 static void store_name(struct dir_ctx *d, uint32_t i, unsigned names, const uint16_t *name, unsigned len)
 {
 	struct exfat_stream_entry *st = (struct exfat_stream_entry *)fsck_entry_at(d, i + 1);
@@ -304,6 +330,7 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 	}
 
 	check_timestamps(d, i, &path, &changed);
+	check_stream_flags(d, i + 1, &path, &changed);
 	bool is_dir = exfat_le16(fe->attributes) & EXFAT_ATTR_DIRECTORY;
 	uint32_t *clusters = NULL, count = 0;
 	fsck_check_stream_data(d, i + 1, &path, is_dir, &clusters, &count, &changed);
