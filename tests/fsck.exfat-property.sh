@@ -19,7 +19,8 @@
 # files compared. Failing images (before the repair) and logs are kept with
 # -k DIR.
 #
-# usage: fsck.exfat-property.sh [-s FIRST_SEED] [-n SEEDS] [-k KEEP_DIR]
+# usage: fsck.exfat-property.sh [-s FIRST_SEED] [-n SEEDS] [-f FLIPS] [-k KEEP_DIR]
+# (-f: that many flips for every seed instead of 1 to 4)
 # Exit status: 0 all seeds held, 1 a seed failed, 2 usage or setup error,
 # 77 a requirement is missing (root, losetup, exfat-fuse, exfatprogs).
 set -u
@@ -30,13 +31,14 @@ REPAIR_KBOX=${REPAIR_KBOX:-$root/kbox-asan}
 [ -x "$REPAIR_KBOX" ] || REPAIR_KBOX=$KBOX
 FLIP=$root/build/tests/exfat-flip
 COPY=$root/build/tests/interleave-copy
-first=1 seeds=20 keep=
-while getopts s:n:k: opt; do
+first=1 seeds=20 keep= flips=
+while getopts s:n:f:k: opt; do
 	case $opt in
 	s) first=$OPTARG ;;
 	n) seeds=$OPTARG ;;
+	f) flips=$OPTARG ;;
 	k) keep=$OPTARG ;;
-	*) echo "usage: $0 [-s FIRST_SEED] [-n SEEDS] [-k KEEP_DIR]" >&2; exit 2 ;;
+	*) echo "usage: $0 [-s FIRST_SEED] [-n SEEDS] [-f FLIPS] [-k KEEP_DIR]" >&2; exit 2 ;;
 	esac
 done
 
@@ -180,7 +182,7 @@ for ((seed = first; seed < first + seeds; seed++)); do
 	base=$([ $((seed % 2)) = 0 ] && echo debian || echo kbox)
 	img=$tmp/seed.img
 	cp --sparse=always "$tmp/$base.img" "$img"
-	"$FLIP" "$img" "$seed" > "$tmp/flips" || { echo "seed $seed: exfat-flip failed"; exit 2; }
+	"$FLIP" "$img" "$seed" $flips > "$tmp/flips" || { echo "seed $seed: exfat-flip failed"; exit 2; }
 	cp --sparse=always "$img" "$tmp/damaged.img"
 	ASAN_OPTIONS=exitcode=99 UBSAN_OPTIONS=exitcode=99:print_stacktrace=1 \
 		timeout 120 "$REPAIR_KBOX" fsck.exfat -y "$img" > "$tmp/repair.log" 2>&1
