@@ -19,8 +19,9 @@
 # files compared. Failing images (before the repair) and logs are kept with
 # -k DIR.
 #
-# usage: fsck.exfat-property.sh [-s FIRST_SEED] [-n SEEDS] [-f FLIPS] [-k KEEP_DIR]
-# (-f: that many flips for every seed instead of 1 to 4)
+# usage: fsck.exfat-property.sh [-s FIRST_SEED] [-n SEEDS] [-f FLIPS] [-k KEEP_DIR] [-v]
+# (-f: that many flips for every seed instead of 1 to 4; -v: also a line for
+# each seed whose repair exits with neither 0 nor 1, saying what was left)
 # Exit status: 0 all seeds held, 1 a seed failed, 2 usage or setup error,
 # 77 a requirement is missing (root, losetup, exfat-fuse, exfatprogs).
 set -u
@@ -31,14 +32,15 @@ REPAIR_KBOX=${REPAIR_KBOX:-$root/kbox-asan}
 [ -x "$REPAIR_KBOX" ] || REPAIR_KBOX=$KBOX
 FLIP=$root/build/tests/exfat-flip
 COPY=$root/build/tests/interleave-copy
-first=1 seeds=20 keep= flips=
-while getopts s:n:f:k: opt; do
+first=1 seeds=20 keep= flips= verbose=
+while getopts s:n:f:k:v opt; do
 	case $opt in
 	s) first=$OPTARG ;;
 	n) seeds=$OPTARG ;;
 	f) flips=$OPTARG ;;
 	k) keep=$OPTARG ;;
-	*) echo "usage: $0 [-s FIRST_SEED] [-n SEEDS] [-f FLIPS] [-k KEEP_DIR]" >&2; exit 2 ;;
+	v) verbose=1 ;;
+	*) echo "usage: $0 [-s FIRST_SEED] [-n SEEDS] [-f FLIPS] [-k KEEP_DIR] [-v]" >&2; exit 2 ;;
 	esac
 done
 
@@ -64,12 +66,14 @@ unmount() {
 	[ -n "$loopdev" ] || return 0
 	back=/sys/block/${loopdev#/dev/}/loop/backing_file
 	losetup -d "$loopdev" 2>/dev/null
-	loopdev=
 	for n in $(seq 300); do
-		[ "$(cat "$back" 2>/dev/null)" = "$loopimg" ] || return 0
+		[ "$(cat "$back" 2>/dev/null)" = "$loopimg" ] || { loopdev=; return 0; }
 		sleep 0.1
 	done
-	echo "fsck.exfat-property: exfat-fuse still holds $loopimg 30 s after umount" >&2
+	echo "fsck.exfat-property: $loopdev still holds $loopimg 30 s after umount (held by:" \
+		"$(find /proc/[0-9]*/fd -lname "$loopdev" 2>/dev/null | cut -d/ -f3 | sort -u |
+		   while read -r pid; do printf '%s:%s:%s:%s ' "$pid" "$(cat "/proc/$pid/comm" 2>/dev/null)" "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" "$(cat /proc/$pid/task/*/wchan 2>/dev/null | tr '\0' ',')"; done))" >&2
+	loopdev=
 	return 1
 }
 cleanup() {
@@ -201,6 +205,9 @@ for ((seed = first; seed < first + seeds; seed++)); do
 		elif ! check_files "$img" "$tmp/$base.manifest" "$tmp/flips"; then
 			why="$(head -n 3 "$tmp/lost" | tr '\n' ' ')"
 		fi
+	fi
+	if [ -n "$verbose" ] && [ -z "$why" ] && [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
+		echo "seed $seed ($base): exit $rc: $(grep -E 'not repaired|cannot be repaired|: [^:]*damaged' "$tmp/repair.log" | tail -n 2 | tr '\n' ' ')"
 	fi
 	if [ -n "$why" ]; then
 		failures=$((failures + 1))
