@@ -30,6 +30,7 @@ root=$(cd "$here/.." && pwd)
 KBOX=${KBOX:-$root/kbox}
 REPAIR_KBOX=${REPAIR_KBOX:-$root/kbox-asan}
 [ -x "$REPAIR_KBOX" ] || REPAIR_KBOX=$KBOX
+. "$here/wait.sh"
 FLIP=$root/build/tests/exfat-flip
 COPY=$root/build/tests/interleave-copy
 first=1 seeds=20 keep= flips= verbose=
@@ -46,34 +47,35 @@ done
 
 missing() { echo "fsck.exfat-property: needs $1" >&2; exit 77; }
 [ "$(id -u)" -eq 0 ] || missing root
-for cmd in losetup mount.exfat-fuse /usr/sbin/fsck.exfat /usr/sbin/mkfs.exfat sha256sum timeout; do
+for cmd in losetup unshare mount.exfat-fuse /usr/sbin/fsck.exfat /usr/sbin/mkfs.exfat sha256sum timeout; do
 	command -v "$cmd" >/dev/null || missing "$cmd"
 done
+# The exfat-fuse mounts live in a mount namespace of their own: a namespace
+# another program makes meanwhile would get a copy of them otherwise, and
+# keep exfat-fuse (and the image) busy after umount.
+if [ -z "${KBOX_PROPERTY_NAMESPACE:-}" ]; then
+	KBOX_PROPERTY_NAMESPACE=1 exec unshare -m --propagation private "$0" "$@"
+fi
 [ -x "$KBOX" ] && [ -x "$FLIP" ] && [ -x "$COPY" ] || { echo "fsck.exfat-property: build kbox first (make)" >&2; exit 2; }
 
 tmp=$(mktemp -d /tmp/kbox-fsck-property.XXXXXX)
 mnt=$tmp/mnt
 mkdir "$mnt"
-loopdev= loopimg=
-# exfat-fuse writes its last changes after umount returns; the loop device,
-# detached with losetup -d, is released only when it has closed it: the
-# image is complete when the device no longer shows it (waited for, 30 s).
+loopdev=
+# exfat-fuse writes its last changes after umount returns: the image is whole
+# once the detached loop device has let go of it (loop_detach, 30 s).
 unmount() {
-	local n back
+	local dev=$loopdev
 	if mountpoint -q "$mnt"; then
 		timeout 30 umount "$mnt" 2>/dev/null || umount -l "$mnt"
 	fi
-	[ -n "$loopdev" ] || return 0
-	back=/sys/block/${loopdev#/dev/}/loop/backing_file
-	losetup -d "$loopdev" 2>/dev/null
-	for n in $(seq 300); do
-		[ "$(cat "$back" 2>/dev/null)" = "$loopimg" ] || { loopdev=; return 0; }
-		sleep 0.1
-	done
-	echo "fsck.exfat-property: $loopdev still holds $loopimg 30 s after umount (held by:" \
-		"$(find /proc/[0-9]*/fd -lname "$loopdev" 2>/dev/null | cut -d/ -f3 | sort -u |
-		   while read -r pid; do printf '%s:%s:%s:%s ' "$pid" "$(cat "/proc/$pid/comm" 2>/dev/null)" "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" "$(cat /proc/$pid/task/*/wchan 2>/dev/null | tr '\0' ',')"; done))" >&2
+	[ -n "$dev" ] || return 0
 	loopdev=
+	loop_detach 30 "$dev" && return 0
+	echo "fsck.exfat-property: $dev is held by:" \
+		"$(find /proc/[0-9]*/fd -lname "$dev" 2>/dev/null | cut -d/ -f3 | sort -u |
+		   while read -r pid; do printf '%s:%s:%s:%s ' "$pid" "$(cat "/proc/$pid/comm" 2>/dev/null)" \
+			"$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" "$(cat /proc/$pid/task/*/wchan 2>/dev/null)"; done)" >&2
 	return 1
 }
 cleanup() {
@@ -83,18 +85,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 2' INT TERM
 
-# attach IMAGE [-r]: a loop device for the image (retried: others take
-# devices at the same time).
+# attach IMAGE [-r]: a loop device for the image (retried for 5 s: others
+# take devices at the same time).
 attach() {
-	local n
-	loopimg=$(realpath "$1")
-	for n in 1 2 3 4 5; do
-		loopdev=$(losetup -f --show $2 "$1" 2>/dev/null) && return 0
-		sleep 0.2
-	done
-	echo "fsck.exfat-property: no loop device for $1" >&2
-	return 1
+	wait_until 5 "a loop device for $1" try_attach "$@"
 }
+try_attach() { loopdev=$(losetup -f --show $2 "$1" 2>/dev/null); }
 
 # mount_image IMAGE rw|ro: mounts it on $mnt through exfat-fuse.
 mount_image() {
