@@ -195,3 +195,11 @@ refused() {
 	done
 	refused "\\(main: FAT\\[0\\] is 0x[0-9a-f]{8}, without the media byte 0xF8; backup: FAT.*0xF8\\)$"
 }
+
+@test "boot-regions: bits hit in the fields every boot sector holds the same (name, MustBeZero) do not disqualify it" {
+	# Main: a MustBeZero byte; backup: a letter of "EXFAT   ". The rebuilt
+	# regions have both as they must be.
+	poke 40 10
+	poke $((12 * SS + 4)) 59
+	rebuilt main
+}

@@ -116,6 +116,19 @@ static const char *verify_upcase(struct vol *v, const struct exfat_upcase_entry 
 
 #define ROOT_SCAN_BYTES (64u << 10)
 
+/* The fields every exFAT boot sector holds the same: JumpBoot, the name,
+ * MustBeZero and the signature. A bit flipped in one of them says nothing
+ * about where the volume's structures are, and a rebuilt sector has them
+ * as they must be. */
+static void restore_constants(struct exfat_boot_sector *bs)
+{
+	static const uint8_t jump[3] = { 0xEB, 0x76, 0x90 };
+	memcpy(bs->jump_boot, jump, sizeof(jump));
+	memcpy(bs->fs_name, "EXFAT   ", sizeof(bs->fs_name));
+	memset(bs->must_be_zero, 0, sizeof(bs->must_be_zero));
+	bs->boot_signature = htole16(0xAA55);
+}
+
 /* Whether a boot sector describes the volume it is found on: the FAT it
  * names begins with the media byte 0xF8, and its root directory can be
  * read up to an allocation bitmap entry of the size its ClusterCount needs
@@ -125,6 +138,7 @@ static const char *verify_boot_sector(struct vol *v, const uint8_t *sector0, uns
 {
 	struct exfat_boot_sector bs;
 	memcpy(&bs, sector0, sizeof(bs));
+	restore_constants(&bs);
 	/* A bad PercentInUse is a problem of its own (repaired at the end);
 	 * it says nothing about where the volume's structures are. */
 	if (bs.percent_in_use > 100)
@@ -257,7 +271,10 @@ static int rebuild_regions(struct vol *v, const struct region *m, const struct r
 		return -1;
 	}
 	const char *which = c == m ? "main" : "backup";
-	rebuild_region(region, c->buf, m, b, c->ss);
+	uint8_t sector0[512];
+	memcpy(sector0, c->buf, sizeof(sector0));
+	restore_constants((struct exfat_boot_sector *)sector0);
+	rebuild_region(region, sector0, m, b, c->ss);
 	if (use_region(v, region, c->ss) < 0)
 		return -1;
 	char repair[64];
