@@ -203,3 +203,16 @@ refused() {
 	poke $((12 * SS + 4)) 59
 	rebuilt main
 }
+
+@test "boot-regions: the up-case table damaged as well: the boot sector is still taken, the table rewritten" {
+	local at; at=$("$KBOX_TESTBIN/exfat-locate" "$IMG" upcase | cut -d' ' -f1)
+	flip 16 11
+	poke $((at + 100)) 7f
+	run -4 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
+	echo "$output" | jq -e '.problems | map(.code) | (index("boot-regions") != null and index("upcase-table") != null)' \
+		>/dev/null || fail "expected boot-regions and upcase-table, got: $output $stderr"
+	run -1 "$KBOX" fsck.exfat -y "$IMG"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	run -0 /usr/sbin/fsck.exfat -n "$IMG"
+	files_intact
+}

@@ -83,8 +83,10 @@ static uint32_t fat_entry(struct vol *v, uint32_t c)
 }
 
 /* The up-case table of entry e, read through its chain: does its
- * checksum match? Returns NULL, or why not (in why). */
-static const char *verify_upcase(struct vol *v, const struct exfat_upcase_entry *e, char *why, size_t len)
+ * checksum match? Returns NULL, or why not (in why); *sum_only tells that
+ * the table was read whole and only its checksum is wrong. */
+static const char *verify_upcase(struct vol *v, const struct exfat_upcase_entry *e, char *why, size_t len,
+				 bool *sum_only)
 {
 	uint64_t size = exfat_le64(e->data_length);
 	if (size == 0 || size > MAX_UPCASE_BYTES) {
@@ -110,6 +112,7 @@ static const char *verify_upcase(struct vol *v, const struct exfat_upcase_entry 
 		snprintf(why, len, "its up-case table's checksum is 0x%08x, not 0x%08x", sum,
 			 exfat_le32(e->table_checksum));
 		res = why;
+		*sum_only = true;
 	}
 	return res;
 }
@@ -133,8 +136,11 @@ static void restore_constants(struct exfat_boot_sector *bs)
  * names begins with the media byte 0xF8, and its root directory can be
  * read up to an allocation bitmap entry of the size its ClusterCount needs
  * and an up-case table entry whose table has the checksum it records.
- * Leaves that geometry in v. Returns NULL, or why not (in why). */
-static const char *verify_boot_sector(struct vol *v, const uint8_t *sector0, unsigned ss, char *why, size_t len)
+ * Leaves that geometry in v. Returns NULL, or why not (in why). A table
+ * whose checksum alone is wrong may be damaged itself (the up-case pass
+ * rewrites it): that is *upcase_bad, not a failure. */
+static const char *verify_boot_sector(struct vol *v, const uint8_t *sector0, unsigned ss, char *why, size_t len,
+				      bool *upcase_bad)
 {
 	struct exfat_boot_sector bs;
 	memcpy(&bs, sector0, sizeof(bs));
@@ -202,8 +208,8 @@ static const char *verify_boot_sector(struct vol *v, const uint8_t *sector0, uns
 	else if (!res && !upcase)
 		res = "its root directory has no up-case table entry";
 	else if (!res)
-		res = verify_upcase(v, &up, why, len);
-	return res;
+		res = verify_upcase(v, &up, why, len, upcase_bad);
+	return *upcase_bad ? NULL : res;
 }
 
 /* A region rebuilt around a verified boot sector: sectors 1-10 as
@@ -255,16 +261,22 @@ static int write_main_region(struct vol *v)
 }
 
 /* Neither region is valid: both are rebuilt from a boot sector that
- * verifies against the volume (the main one first, unless -b), or the run
+ * verifies against the volume (the main one first, unless -b; one whose
+ * up-case table checks out before one whose table is damaged), or the run
  * stops there, saying why neither does. */
 static int rebuild_regions(struct vol *v, const struct region *m, const struct region *b, uint8_t *region)
 {
 	char mwhy[160], bwhy[160];
-	const char *mv = m->ss ? verify_boot_sector(v, m->buf, m->ss, mwhy, sizeof(mwhy)) : m->why;
-	const char *bv = b->ss ? verify_boot_sector(v, b->buf, b->ss, bwhy, sizeof(bwhy)) : b->why;
+	bool mup = false, bup = false;
+	const char *mv = m->ss ? verify_boot_sector(v, m->buf, m->ss, mwhy, sizeof(mwhy), &mup) : m->why;
+	const char *bv = b->ss ? verify_boot_sector(v, b->buf, b->ss, bwhy, sizeof(bwhy), &bup) : b->why;
 	if (v->failed)
 		return -1;
-	const struct region *c = v->o->use_backup ? (!bv ? b : !mv ? m : NULL) : (!mv ? m : !bv ? b : NULL);
+	const struct region *order[2] = { v->o->use_backup ? b : m, v->o->use_backup ? m : b }, *c = NULL;
+	for (int damaged_upcase = 0; damaged_upcase < 2 && !c; damaged_upcase++)
+		for (int k = 0; k < 2 && !c; k++)
+			if (!(order[k] == m ? mv : bv) && (damaged_upcase || !(order[k] == m ? mup : bup)))
+				c = order[k];
 	if (!c) {
 		fsck_fail(v, "both boot regions are damaged, and neither boot sector matches the volume "
 			  "(main: %s; backup: %s)", mv, bv);
