@@ -216,3 +216,13 @@ refused() {
 	run -0 /usr/sbin/fsck.exfat -n "$IMG"
 	files_intact
 }
+
+@test "boot-regions: the VolumeLength of the boot sector that matches is hit: the other one's, which fits, is taken" {
+	# Main: VolumeLength grows by 2^32 sectors; backup: its FatOffset names
+	# the gap before the heap, so only the main boot sector matches.
+	poke 76 01
+	poke $((12 * SS + 80)) 81
+	run -4 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "with the other's VolumeLength, which fits the device"
+	rebuilt main
+}

@@ -260,6 +260,23 @@ static int write_main_region(struct vol *v)
 	return 0;
 }
 
+/* VolumeLength is not among what verify_boot_sector looks at. When the
+ * chosen boot sector's reaches past the device while the other one's fits
+ * it and holds the cluster heap, one of them was damaged, and it is not the
+ * other one's: that is taken. True when it was. */
+static bool take_volume_length(const struct vol *v, struct exfat_boot_sector *bs, const struct region *other)
+{
+	const struct exfat_boot_sector *o = (const void *)other->buf;
+	uint64_t dev_sectors = v->dev_size >> bs->sector_shift;
+	uint64_t heap_end = exfat_le32(bs->cluster_heap_offset) +
+			    ((uint64_t)exfat_le32(bs->cluster_count) << bs->cluster_shift);
+	if (!other->ss || o->sector_shift != bs->sector_shift || exfat_le64(bs->volume_length) <= dev_sectors ||
+	    exfat_le64(o->volume_length) > dev_sectors || exfat_le64(o->volume_length) < heap_end)
+		return false;
+	bs->volume_length = o->volume_length;
+	return true;
+}
+
 /* Neither region is valid: both are rebuilt from a boot sector that
  * verifies against the volume (the main one first, unless -b; one whose
  * up-case table checks out before one whose table is damaged), or the run
@@ -286,14 +303,15 @@ static int rebuild_regions(struct vol *v, const struct region *m, const struct r
 	uint8_t sector0[512];
 	memcpy(sector0, c->buf, sizeof(sector0));
 	restore_constants((struct exfat_boot_sector *)sector0);
+	bool length = take_volume_length(v, (struct exfat_boot_sector *)sector0, c == m ? b : m);
 	rebuild_region(region, sector0, m, b, c->ss);
 	if (use_region(v, region, c->ss) < 0)
 		return -1;
 	char repair[64];
 	snprintf(repair, sizeof(repair), "rebuild both boot regions from the %s boot sector", which);
 	if (fsck_problem(v, "boot-regions", "", 0, true, repair,
-			 "both boot regions are damaged (main: %s; backup: %s); the %s boot sector matches the volume",
-			 m->why, b->why, which)) {
+			 "both boot regions are damaged (main: %s; backup: %s); the %s boot sector matches the volume%s",
+			 m->why, b->why, which, length ? " (with the other's VolumeLength, which fits the device)" : "")) {
 		/* The main region first: if the run stops before the backup is
 		 * written, the next check finds a valid main region and rewrites
 		 * the backup from it. */
