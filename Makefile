@@ -14,7 +14,7 @@ WARNINGS  := -Wall -Wextra -Werror
 # linked: only their headers are needed, to compile.
 PKGS      := mount blkid libgpiod libzstd fdisk
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-ALL_CFLAGS = -std=gnu11 $(WARNINGS) $(CFLAGS) -D_GNU_SOURCE -DKBOX_VERSION='"$(VERSION)"' \
+ALL_CFLAGS = -std=gnu11 $(WARNINGS) $(CPPFLAGS) $(CFLAGS) -D_GNU_SOURCE -DKBOX_VERSION='"$(VERSION)"' \
              -Ilibcommon $(PKG_CFLAGS)
 ALL_LDFLAGS = -Wl,--as-needed $(LDFLAGS)
 LDLIBS    :=
@@ -43,6 +43,16 @@ PREFIX    ?= /usr/local
 BINDIR     = $(PREFIX)/bin
 MANDIR     = $(PREFIX)/share/man
 COMPDIR    = $(PREFIX)/share/bash-completion/completions
+# The initramfs builders read only these places, whatever PREFIX is; set one
+# empty to leave that part out.
+SYSCONFDIR      ?= /etc
+INITRAMFS_HOOKS ?= /usr/share/initramfs-tools/hooks
+DRACUT_MODULES  ?= /usr/lib/dracut/modules.d
+# Applets installed without a link, completion or man page under their own
+# name, for names another package owns (the Debian package: exfatprogs's
+# mkfs.exfat and fsck.exfat). They stay `kbox APPLET`; their man page is
+# installed as kbox-APPLET.
+NO_LINKS  ?=
 
 .PHONY: all check test deps install uninstall bench asan fuzz demo clean test-progs fresh-check
 all: $(OUT) test-progs
@@ -124,13 +134,18 @@ fresh-check:
 	tests/fresh-check
 
 # ---- install --------------------------------------------------------------
-install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(MANDIR)/man1 \
-	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPDIR)
-	install -m 0755 kbox $(DESTDIR)$(BINDIR)/kbox
-	@set -e; ./kbox --list-full | while read -r path; do \
+install: $(OUT)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPDIR)
+	install -m 0755 $(OUT) $(DESTDIR)$(BINDIR)/kbox
+	@set -e; ./$(OUT) --list-full | while read -r path; do \
 	    dir=$${path%/*}; name=$${path##*/}; \
+	    case " $(NO_LINKS) " in *" $$name "*) \
+	        for m in man/$$name.1 man/$$name.8; do [ -f $$m ] || continue; s=$${m##*.}; \
+	            sed '/^\.SH NAME/{n;s/^/kbox\\-/;}' $$m >$(DESTDIR)$(MANDIR)/man$$s/kbox-$$name.$$s; \
+	            chmod 0644 $(DESTDIR)$(MANDIR)/man$$s/kbox-$$name.$$s; done; \
+	        continue ;; esac; \
 	    rel=$$( [ "$$dir" = bin ] && echo kbox || echo ../bin/kbox ); \
+	    install -d "$(DESTDIR)$(PREFIX)/$$dir"; \
 	    ln -sf "$$rel" "$(DESTDIR)$(PREFIX)/$$path"; \
 	    if [ -f completions/$$name ]; then install -m 0644 completions/$$name $(DESTDIR)$(COMPDIR)/$$name; \
 	    else ln -sf kbox $(DESTDIR)$(COMPDIR)/$$name; fi; \
@@ -139,11 +154,42 @@ install: all
 	done
 	install -m 0644 man/kbox.1 $(DESTDIR)$(MANDIR)/man1/kbox.1
 	install -m 0644 completions/kbox $(DESTDIR)$(COMPDIR)/kbox
+ifneq ($(INITRAMFS_HOOKS),)
+	install -d $(DESTDIR)$(INITRAMFS_HOOKS)
+	sed 's|^KBOX_BIN=.*|KBOX_BIN=$(BINDIR)/kbox|' initramfs/hooks/kbox >$(DESTDIR)$(INITRAMFS_HOOKS)/kbox
+	chmod 0755 $(DESTDIR)$(INITRAMFS_HOOKS)/kbox
+endif
+ifneq ($(DRACUT_MODULES),)
+	install -d $(DESTDIR)$(DRACUT_MODULES)/90kbox
+	sed 's|^KBOX_BIN=.*|KBOX_BIN=$(BINDIR)/kbox|' initramfs/dracut/90kbox/module-setup.sh \
+	    >$(DESTDIR)$(DRACUT_MODULES)/90kbox/module-setup.sh
+	chmod 0755 $(DESTDIR)$(DRACUT_MODULES)/90kbox/module-setup.sh
+endif
+ifneq ($(SYSCONFDIR),)
+	@# A configuration edited since is kept.
+	install -d $(DESTDIR)$(SYSCONFDIR)/kbox
+	[ -e $(DESTDIR)$(SYSCONFDIR)/kbox/initramfs.conf ] || \
+	    install -m 0644 initramfs/initramfs.conf $(DESTDIR)$(SYSCONFDIR)/kbox/initramfs.conf
+endif
 
 uninstall:
-	@set -e; ./kbox --list-full | while read -r path; do rm -f "$(DESTDIR)$(PREFIX)/$$path" \
-	    "$(DESTDIR)$(COMPDIR)/$${path##*/}" "$(DESTDIR)$(MANDIR)"/man?/"$${path##*/}".[18]; done
+	@set -e; ./$(OUT) --list-full | while read -r path; do name=$${path##*/}; \
+	    [ -L "$(DESTDIR)$(PREFIX)/$$path" ] && rm -f "$(DESTDIR)$(PREFIX)/$$path"; \
+	    rm -f "$(DESTDIR)$(COMPDIR)/$$name" "$(DESTDIR)$(MANDIR)"/man?/"$$name".[18] \
+	        "$(DESTDIR)$(MANDIR)"/man?/kbox-"$$name".[18]; done
 	rm -f $(DESTDIR)$(BINDIR)/kbox $(DESTDIR)$(MANDIR)/man1/kbox.1 $(DESTDIR)$(COMPDIR)/kbox
+ifneq ($(INITRAMFS_HOOKS),)
+	rm -f $(DESTDIR)$(INITRAMFS_HOOKS)/kbox
+endif
+ifneq ($(DRACUT_MODULES),)
+	rm -rf $(DESTDIR)$(DRACUT_MODULES)/90kbox
+endif
+ifneq ($(SYSCONFDIR),)
+	@# The configuration goes only while it is as installed.
+	if cmp -s initramfs/initramfs.conf $(DESTDIR)$(SYSCONFDIR)/kbox/initramfs.conf; then \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/kbox/initramfs.conf; \
+	    rmdir $(DESTDIR)$(SYSCONFDIR)/kbox 2>/dev/null || true; fi
+endif
 
 clean:
 	rm -rf build kbox kbox-asan
