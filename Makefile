@@ -3,6 +3,7 @@
 #   make APPLETS="a b"        build with only those applets (and only their libraries' notes)
 #   make check                install missing deps, build, run every test suite
 #   make install PREFIX=/usr/local DESTDIR=...
+#   make deb                  build the Debian package into build/deb/
 #   make deps | bench | asan | fuzz | demo | clean
 #   make fresh-check          make demo + make check on a fresh bookworm root (slow)
 
@@ -54,7 +55,7 @@ DRACUT_MODULES  ?= /usr/lib/dracut/modules.d
 # installed as kbox-APPLET.
 NO_LINKS  ?=
 
-.PHONY: all check test deps install uninstall bench asan fuzz demo clean test-progs fresh-check
+.PHONY: all check test deps install uninstall bench asan fuzz demo clean test-progs fresh-check deb
 all: $(OUT) test-progs
 
 $(OUT): $(OBJS) $(LIB) $(STAMP)
@@ -91,7 +92,9 @@ DEPS_TEST  := bats bats-support bats-assert bats-file jq zstd exfatprogs exfat-f
 DEPS_VM    := qemu-system-x86 busybox-static kmod make gcc binutils xz-utils
 DEPS_FUZZ  := clang libclang-rt-14-dev zlib1g-dev
 DEPS_BENCH := hyperfine bc time
-DEPS       := $(DEPS_BUILD) $(DEPS_TEST) $(DEPS_VM) $(DEPS_FUZZ) $(DEPS_BENCH)
+# make deb, make check-images: the package build, lintian, the image roots.
+DEPS_IMAGES := build-essential debhelper dpkg-dev git jq lintian mmdebstrap qemu-system-x86 tar
+DEPS       := $(DEPS_BUILD) $(DEPS_TEST) $(DEPS_VM) $(DEPS_FUZZ) $(DEPS_BENCH) $(DEPS_IMAGES)
 
 deps:
 	@installed=$$(dpkg-query -W -f='$${Package} $${db:Status-Status}\n' $(DEPS) 2>/dev/null | \
@@ -190,6 +193,22 @@ ifneq ($(SYSCONFDIR),)
 	    rm -f $(DESTDIR)$(SYSCONFDIR)/kbox/initramfs.conf; \
 	    rmdir $(DESTDIR)$(SYSCONFDIR)/kbox 2>/dev/null || true; fi
 endif
+
+# ---- Debian package -------------------------------------------------------
+# Built from a copy of the tree (what git tracks or would track), since
+# dpkg-buildpackage writes its results next to the source folder.
+DEB_DIR  := $(BUILD)/deb
+DEB_ARCH  = $(shell dpkg --print-architecture)
+deb:
+	@head -n 1 debian/changelog | grep -qF "($(VERSION))" || \
+	    { echo "deb: debian/changelog is not at version $(VERSION)" >&2; exit 1; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/kbox-$(VERSION)
+	git ls-files -z --cached --others --exclude-standard | \
+	    xargs -0 sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+	    tar -c --null -T - | tar -x -C $(DEB_DIR)/kbox-$(VERSION)
+	cd $(DEB_DIR)/kbox-$(VERSION) && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+	    { tail -n 30 ../build.log >&2; echo "deb: dpkg-buildpackage failed: see $(DEB_DIR)/build.log" >&2; exit 1; }
+	@echo "deb: $(DEB_DIR)/kbox_$(VERSION)_$(DEB_ARCH).deb"
 
 clean:
 	rm -rf build kbox kbox-asan
