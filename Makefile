@@ -4,6 +4,7 @@
 #   make check                install missing deps, build, run every test suite
 #   make install PREFIX=/usr/local DESTDIR=...
 #   make deb                  build the Debian package into build/deb/
+#   make check-images         the package and initramfs images booted in qemu (slow)
 #   make deps | bench | asan | fuzz | demo | clean
 #   make fresh-check          make demo + make check on a fresh bookworm root (slow)
 
@@ -55,7 +56,7 @@ DRACUT_MODULES  ?= /usr/lib/dracut/modules.d
 # installed as kbox-APPLET.
 NO_LINKS  ?=
 
-.PHONY: all check test deps install uninstall bench asan fuzz demo clean test-progs fresh-check deb
+.PHONY: all check test deps install uninstall bench asan fuzz demo clean test-progs fresh-check deb check-images
 all: $(OUT) test-progs
 
 $(OUT): $(OBJS) $(LIB) $(STAMP)
@@ -116,6 +117,13 @@ check: deps
 
 test: all
 	tests/run
+
+# The package, the initramfs-tools hook and the dracut module in Debian roots
+# (cached in /var/cache/kbox/images), images booted under qemu. Slow.
+check-images: deps
+	$(MAKE) all
+	$(MAKE) deb
+	tests/run tests/images/*.bats
 
 # Sanitizer build of the same sources, used by tests that feed untrusted input.
 asan:
