@@ -64,7 +64,8 @@ install() {
         for d in /sbin /usr/sbin /bin /usr/bin; do
             f=$initdir$d/$name
             [[ -e $f || -L $f ]] || continue
-            [[ $(readlink -f "$f") == "$(readlink -f "$initdir$KBOX_IMAGE_BIN")" ]] && continue
+            # Ours: a link to the image's kbox (absolute links resolve inside the image).
+            [[ $(readlink "$f") == "$KBOX_IMAGE_BIN" || $f -ef $initdir$KBOX_IMAGE_BIN ]] && continue
             if ((replace)); then
                 rm -f -- "$f"
             else
