@@ -15,6 +15,7 @@
 #                                   results (inside.sh's report) and console.log
 #   judge OUT SUMS KBOX_LIST        every check of inside.sh passed (else says which)
 #   result OUT NAME                 one check's "STATUS" line and output
+# and, inside tests: assert_kbox_in_listing, assert_booted_ok, print_figures.
 
 IMAGES_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 IMAGES_BOOT_TIMEOUT=${KBOX_IMAGES_TIMEOUT:-300}
@@ -162,4 +163,36 @@ judge() {
 # Seconds from boot to the repaired volume, as the guest's clock saw it.
 repaired_at() {
 	sed -n 's/^@@ uptime-repaired //p' "$1/results"
+}
+
+# The checks both builders' suites make (they run inside bats tests).
+
+# assert_kbox_in_listing LISTING: an image listing (lsinitramfs -l, lsinitrd)
+# holds usr/bin/kbox, every library `kbox --libs` names in $ROOT and a link
+# to kbox per applet.
+assert_kbox_in_listing() {
+	local lib dir name
+	grep -qE ' usr/bin/kbox$' <<<"$1" || fail "no usr/bin/kbox in the image"
+	for lib in $(in_root "$ROOT" kbox --libs); do
+		grep -qE " (usr/)?lib/.*/${lib##*/}( ->|\$)" <<<"$1" || fail "$lib is not in the image"
+	done
+	while IFS=/ read -r dir name; do
+		grep -qE " usr/$dir/$name -> /usr/bin/kbox\$" <<<"$1" || fail "no link usr/$dir/$name -> /usr/bin/kbox"
+	done < <(in_root "$ROOT" kbox --list-full)
+}
+
+# assert_booted_ok OUT: the boot reported, every check of inside.sh passed,
+# and the host finds the volume repaired.
+assert_booted_ok() {
+	[ -s "$1/results" ] || fail "the image did not report: $(cat "$1.err")"
+	run judge "$1" "$OUT/sums" "$(cat "$OUT/kbox.list")"
+	[ "$status" -eq 0 ] || fail "checks failed inside the image: $output"
+	run -0 "$KBOX" fsck.exfat -n "$OUT/disk.img"
+}
+
+# print_figures NAME WITHOUT WITH BOOT_OUT: sizes and times, as TAP comments.
+print_figures() {
+	echo "# $1 image: $(stat -c %s "$2") bytes without kbox, $(stat -c %s "$3") with" >&3
+	echo "# $1 boot: volume repaired $(repaired_at "$4" || echo '?') s after the kernel started" \
+		"(guest clock); boot and checks $(cat "$4/boot-seconds" 2>/dev/null || echo '?') s (host clock)" >&3
 }

@@ -14,18 +14,19 @@ setup_file() {
 	root_add_gpio_sim "$ROOT"
 	KVER=$(root_kernel "$ROOT")
 	export KVER
-	# The images are built below by mkinitramfs itself; the package's
-	# trigger need not build one more.
-	sed -i 's/^update_initramfs=.*/update_initramfs=no/' "$ROOT/etc/initramfs-tools/update-initramfs.conf"
 	local s=$IMAGES_HERE/scaffold
 	install -D -m 0755 "$IMAGES_HERE/inside.sh" "$ROOT/etc/kbox-test/inside.sh"
 	install -D -m 0755 "$s/initramfs-tools-hook" "$ROOT/etc/initramfs-tools/hooks/kbox-test"
 	install -D -m 0755 "$s/initramfs-tools-premount" "$ROOT/etc/initramfs-tools/scripts/local-premount/kbox-test"
 
 	in_root "$ROOT" mkinitramfs -o /boot/without-kbox.img "$KVER"
+	# Installing the package runs update-initramfs -u (its initramfs
+	# trigger): /boot/initrd.img-KVER is the image with kbox.
 	cp "$KBOX_DEB" "$ROOT/root/kbox.deb"
 	in_root "$ROOT" dpkg -i /root/kbox.deb >"$OUT/dpkg.log" 2>&1 || { cat "$OUT/dpkg.log" >&2; return 1; }
-	in_root "$ROOT" mkinitramfs -o /boot/with-kbox.img "$KVER"
+	grep -q "Generating /boot/initrd.img-$KVER" "$OUT/dpkg.log" ||
+		{ echo "installing the package did not rebuild the initrd:" >&2; cat "$OUT/dpkg.log" >&2; return 1; }
+	export WITH=/boot/initrd.img-$KVER
 	in_root "$ROOT" kbox --libs gpio-watch >"$ROOT/etc/kbox-test/drop"
 	install -m 0755 "$s/initramfs-tools-drop" "$ROOT/etc/initramfs-tools/hooks/kbox-test-drop"
 	in_root "$ROOT" mkinitramfs -o /boot/without-gpiod.img "$KVER"
@@ -34,43 +35,25 @@ setup_file() {
 
 	test_volume "$OUT/disk.img" "$OUT/sums"
 	cp "$OUT/disk.img" "$OUT/disk-neg.img"
-	boot_image "$ROOT/boot/with-kbox.img" "$OUT/disk.img" "$OUT/boot" 2>"$OUT/boot.err" || true
+	boot_image "$ROOT$WITH" "$OUT/disk.img" "$OUT/boot" 2>"$OUT/boot.err" || true
 	boot_image "$ROOT/boot/without-gpiod.img" "$OUT/disk-neg.img" "$OUT/neg" 2>"$OUT/neg.err" || true
 
-	echo "# initramfs-tools image: $(stat -c %s "$ROOT/boot/without-kbox.img") bytes without kbox," \
-		"$(stat -c %s "$ROOT/boot/with-kbox.img") with" >&3
-	echo "# initramfs-tools boot: volume repaired $(repaired_at "$OUT/boot" || echo '?') s after the" \
-		"kernel started (guest clock); boot and checks $(cat "$OUT/boot/boot-seconds") s (host clock)" >&3
-}
-
-boot_ok() {
-	[ -s "$OUT/boot/results" ] || fail "the image did not report: $(cat "$OUT/boot.err")"
+	print_figures initramfs-tools "$ROOT/boot/without-kbox.img" "$ROOT$WITH" "$OUT/boot"
 }
 
 @test "mkinitramfs puts kbox, the libraries kbox --libs names and a link per applet into the image" {
-	run -0 in_root "$ROOT" lsinitramfs -l /boot/with-kbox.img
-	local listing=$output lib name
-	grep -qE ' usr/bin/kbox$' <<<"$listing" || fail "no usr/bin/kbox in the image"
-	for lib in $(in_root "$ROOT" kbox --libs); do
-		grep -qE " (usr/)?lib/.*/${lib##*/}( ->|\$)" <<<"$listing" || fail "$lib is not in the image"
-	done
-	while IFS=/ read -r dir name; do
-		grep -qE " usr/$dir/$name -> /usr/bin/kbox\$" <<<"$listing" || fail "no link usr/$dir/$name -> /usr/bin/kbox"
-	done < <(in_root "$ROOT" kbox --list-full)
+	run -0 in_root "$ROOT" lsinitramfs -l "$WITH"
+	assert_kbox_in_listing "$output"
 	run -0 in_root "$ROOT" lsinitramfs /boot/without-kbox.img
 	refute_output --partial usr/bin/kbox
 }
 
 @test "booted: fsck.exfat -p repairs the volume, the exfat driver reads every file, gpio-watch -L lists the chip" {
-	boot_ok
-	run judge "$OUT/boot" "$OUT/sums" "$(cat "$OUT/kbox.list")"
-	[ "$status" -eq 0 ] || fail "checks failed inside the image: $output"
-	# And the host agrees the volume was left repaired.
-	run -0 "$KBOX" fsck.exfat -n "$OUT/disk.img"
+	assert_booted_ok "$OUT/boot"
 }
 
 @test "booted: kbox --list in the image names every applet the package has" {
-	boot_ok
+	[ -s "$OUT/boot/results" ] || fail "the image did not report: $(cat "$OUT/boot.err")"
 	run -0 result "$OUT/boot" kbox-list
 	assert_equal "$(sed 1d <<<"$output")" "$(cat "$OUT/kbox.list")"
 }
