@@ -86,6 +86,17 @@ setup_file() {
 	run -0 in_root "$ROOT" kbox --version
 }
 
+@test "the hook does nothing when kbox is not there" {
+	mkdir "$ROOT/root/image"
+	mv "$ROOT/usr/bin/kbox" "$ROOT/usr/bin/kbox.away"
+	run in_root "$ROOT" env DESTDIR=/root/image verbose=n /usr/share/initramfs-tools/hooks/kbox
+	mv "$ROOT/usr/bin/kbox.away" "$ROOT/usr/bin/kbox"
+	assert_success
+	run find "$ROOT/root/image" -mindepth 1
+	assert_output ""
+	rmdir "$ROOT/root/image"
+}
+
 @test "update-initramfs -u puts kbox and its links into the initrd" {
 	run -0 in_root "$ROOT" update-initramfs -u -k "$KVER"
 	run entry usr/bin/kbox
