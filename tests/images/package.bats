@@ -67,7 +67,7 @@ setup_file() {
 		owners=$(in_root "$ROOT" dpkg -S "$path" | cut -d: -f1)
 		[ "$owners" = kbox ] || fail "$path is also owned by: $owners"
 	done <<<"$output"
-	for path in /usr/sbin/mkfs.exfat /usr/sbin/fsck.exfat /usr/sbin/tune.exfat /usr/sbin/exfatlabel; do
+	for path in $(in_root "$ROOT" dpkg -L exfatprogs | grep '/sbin/'); do
 		run -0 in_root "$ROOT" dpkg -S "$path"
 		assert_output --partial exfatprogs
 		[ "$(readlink -f "$ROOT$path")" != "$ROOT/usr/bin/kbox" ] || fail "$path is kbox"
