@@ -3,6 +3,8 @@
 #   make APPLETS="a b"        build with only those applets (and only their libraries' notes)
 #   make check                install missing deps, build, run every test suite
 #   make install PREFIX=/usr/local DESTDIR=...
+#   make deb                  build the Debian package into build/deb/
+#   make check-images         the package and initramfs images booted in qemu (slow)
 #   make deps | bench | asan | fuzz | demo | clean
 #   make fresh-check          make demo + make check on a fresh bookworm root (slow)
 #   make check-property SEEDS=500   fsck.exfat's repairs over many seeded bit flips
@@ -15,7 +17,7 @@ WARNINGS  := -Wall -Wextra -Werror
 # linked: only their headers are needed, to compile.
 PKGS      := mount blkid libgpiod libzstd fdisk
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-ALL_CFLAGS = -std=gnu11 $(WARNINGS) $(CFLAGS) -D_GNU_SOURCE -DKBOX_VERSION='"$(VERSION)"' \
+ALL_CFLAGS = -std=gnu11 $(WARNINGS) $(CPPFLAGS) $(CFLAGS) -D_GNU_SOURCE -DKBOX_VERSION='"$(VERSION)"' \
              -Ilibcommon $(PKG_CFLAGS)
 ALL_LDFLAGS = -Wl,--as-needed $(LDFLAGS)
 LDLIBS    :=
@@ -44,8 +46,19 @@ PREFIX    ?= /usr/local
 BINDIR     = $(PREFIX)/bin
 MANDIR     = $(PREFIX)/share/man
 COMPDIR    = $(PREFIX)/share/bash-completion/completions
+# The initramfs builders read only these places, whatever PREFIX is; set one
+# empty to leave that part out.
+SYSCONFDIR      ?= /etc
+INITRAMFS_HOOKS ?= /usr/share/initramfs-tools/hooks
+DRACUT_MODULES  ?= /usr/lib/dracut/modules.d
+# Applets installed without a link, completion or man page under their own
+# name, for names another package owns (the Debian package: exfatprogs's
+# mkfs.exfat and fsck.exfat). They stay `kbox APPLET`; their man page is
+# installed as kbox-APPLET.
+NO_LINKS  ?=
 
-.PHONY: all check check-property test deps install uninstall bench asan fuzz demo clean test-progs fresh-check
+.PHONY: all check check-property test deps install uninstall bench asan fuzz demo clean test-progs fresh-check \
+        deb check-images
 all: $(OUT) test-progs
 
 $(OUT): $(OBJS) $(LIB) $(STAMP)
@@ -82,7 +95,9 @@ DEPS_TEST  := bats bats-support bats-assert bats-file jq zstd exfatprogs exfat-f
 DEPS_VM    := qemu-system-x86 busybox-static kmod make gcc binutils xz-utils
 DEPS_FUZZ  := clang libclang-rt-14-dev zlib1g-dev
 DEPS_BENCH := hyperfine bc time
-DEPS       := $(DEPS_BUILD) $(DEPS_TEST) $(DEPS_VM) $(DEPS_FUZZ) $(DEPS_BENCH)
+# make deb, make check-images: the package build, lintian, the image roots.
+DEPS_IMAGES := build-essential debhelper dpkg-dev git jq lintian mmdebstrap qemu-system-x86 tar
+DEPS       := $(DEPS_BUILD) $(DEPS_TEST) $(DEPS_VM) $(DEPS_FUZZ) $(DEPS_BENCH) $(DEPS_IMAGES)
 
 deps:
 	@installed=$$(dpkg-query -W -f='$${Package} $${db:Status-Status}\n' $(DEPS) 2>/dev/null | \
@@ -113,6 +128,13 @@ check-property: deps
 	$(MAKE) asan
 	tests/fsck.exfat-property.sh -n $(SEEDS)
 
+# The package, the initramfs-tools hook and the dracut module in Debian roots
+# (cached in /var/cache/kbox/images), images booted under qemu. Slow.
+check-images: deps
+	$(MAKE) all
+	$(MAKE) deb
+	tests/run tests/images/*.bats
+
 # Sanitizer build of the same sources, used by tests that feed untrusted input.
 asan:
 	$(MAKE) BUILD=build/asan OUT=kbox-asan CC=clang LDFLAGS="-fsanitize=address,undefined" \
@@ -133,13 +155,18 @@ fresh-check:
 	tests/fresh-check
 
 # ---- install --------------------------------------------------------------
-install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(MANDIR)/man1 \
-	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPDIR)
-	install -m 0755 kbox $(DESTDIR)$(BINDIR)/kbox
-	@set -e; ./kbox --list-full | while read -r path; do \
+install: $(OUT)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPDIR)
+	install -m 0755 $(OUT) $(DESTDIR)$(BINDIR)/kbox
+	@set -e; ./$(OUT) --list-full | while read -r path; do \
 	    dir=$${path%/*}; name=$${path##*/}; \
+	    case " $(NO_LINKS) " in *" $$name "*) \
+	        for m in man/$$name.1 man/$$name.8; do [ -f $$m ] || continue; s=$${m##*.}; \
+	            sed '/^\.SH NAME/{n;s/^/kbox\\-/;}' $$m >$(DESTDIR)$(MANDIR)/man$$s/kbox-$$name.$$s; \
+	            chmod 0644 $(DESTDIR)$(MANDIR)/man$$s/kbox-$$name.$$s; done; \
+	        continue ;; esac; \
 	    rel=$$( [ "$$dir" = bin ] && echo kbox || echo ../bin/kbox ); \
+	    install -d "$(DESTDIR)$(PREFIX)/$$dir"; \
 	    ln -sf "$$rel" "$(DESTDIR)$(PREFIX)/$$path"; \
 	    if [ -f completions/$$name ]; then install -m 0644 completions/$$name $(DESTDIR)$(COMPDIR)/$$name; \
 	    else ln -sf kbox $(DESTDIR)$(COMPDIR)/$$name; fi; \
@@ -148,11 +175,58 @@ install: all
 	done
 	install -m 0644 man/kbox.1 $(DESTDIR)$(MANDIR)/man1/kbox.1
 	install -m 0644 completions/kbox $(DESTDIR)$(COMPDIR)/kbox
+ifneq ($(INITRAMFS_HOOKS),)
+	install -d $(DESTDIR)$(INITRAMFS_HOOKS)
+	sed 's|^KBOX_BIN=.*|KBOX_BIN=$(BINDIR)/kbox|' initramfs/hooks/kbox >$(DESTDIR)$(INITRAMFS_HOOKS)/kbox
+	chmod 0755 $(DESTDIR)$(INITRAMFS_HOOKS)/kbox
+endif
+ifneq ($(DRACUT_MODULES),)
+	install -d $(DESTDIR)$(DRACUT_MODULES)/90kbox
+	sed 's|^KBOX_BIN=.*|KBOX_BIN=$(BINDIR)/kbox|' initramfs/dracut/90kbox/module-setup.sh \
+	    >$(DESTDIR)$(DRACUT_MODULES)/90kbox/module-setup.sh
+	chmod 0755 $(DESTDIR)$(DRACUT_MODULES)/90kbox/module-setup.sh
+endif
+ifneq ($(SYSCONFDIR),)
+	@# A configuration edited since is kept.
+	install -d $(DESTDIR)$(SYSCONFDIR)/kbox
+	[ -e $(DESTDIR)$(SYSCONFDIR)/kbox/initramfs.conf ] || \
+	    install -m 0644 initramfs/initramfs.conf $(DESTDIR)$(SYSCONFDIR)/kbox/initramfs.conf
+endif
 
 uninstall:
-	@set -e; ./kbox --list-full | while read -r path; do rm -f "$(DESTDIR)$(PREFIX)/$$path" \
-	    "$(DESTDIR)$(COMPDIR)/$${path##*/}" "$(DESTDIR)$(MANDIR)"/man?/"$${path##*/}".[18]; done
+	@set -e; ./$(OUT) --list-full | while read -r path; do name=$${path##*/}; \
+	    [ -L "$(DESTDIR)$(PREFIX)/$$path" ] && rm -f "$(DESTDIR)$(PREFIX)/$$path"; \
+	    rm -f "$(DESTDIR)$(COMPDIR)/$$name" "$(DESTDIR)$(MANDIR)"/man?/"$$name".[18] \
+	        "$(DESTDIR)$(MANDIR)"/man?/kbox-"$$name".[18]; done
 	rm -f $(DESTDIR)$(BINDIR)/kbox $(DESTDIR)$(MANDIR)/man1/kbox.1 $(DESTDIR)$(COMPDIR)/kbox
+ifneq ($(INITRAMFS_HOOKS),)
+	rm -f $(DESTDIR)$(INITRAMFS_HOOKS)/kbox
+endif
+ifneq ($(DRACUT_MODULES),)
+	rm -rf $(DESTDIR)$(DRACUT_MODULES)/90kbox
+endif
+ifneq ($(SYSCONFDIR),)
+	@# The configuration goes only while it is as installed.
+	if cmp -s initramfs/initramfs.conf $(DESTDIR)$(SYSCONFDIR)/kbox/initramfs.conf; then \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/kbox/initramfs.conf; \
+	    rmdir $(DESTDIR)$(SYSCONFDIR)/kbox 2>/dev/null || true; fi
+endif
+
+# ---- Debian package -------------------------------------------------------
+# Built from a copy of the tree (what git tracks or would track), since
+# dpkg-buildpackage writes its results next to the source folder.
+DEB_DIR  := $(BUILD)/deb
+DEB_ARCH  = $(shell dpkg --print-architecture)
+deb:
+	@head -n 1 debian/changelog | grep -qF "($(VERSION))" || \
+	    { echo "deb: debian/changelog is not at version $(VERSION)" >&2; exit 1; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/kbox-$(VERSION)
+	git ls-files -z --cached --others --exclude-standard | \
+	    xargs -0 sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+	    tar -c --null -T - | tar -x -C $(DEB_DIR)/kbox-$(VERSION)
+	cd $(DEB_DIR)/kbox-$(VERSION) && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+	    { tail -n 30 ../build.log >&2; echo "deb: dpkg-buildpackage failed: see $(DEB_DIR)/build.log" >&2; exit 1; }
+	@echo "deb: $(DEB_DIR)/kbox_$(VERSION)_$(DEB_ARCH).deb"
 
 clean:
 	rm -rf build kbox kbox-asan

@@ -135,6 +135,36 @@ load test_helper
 	done
 }
 
+@test "make install: NO_LINKS applets get no link and a kbox-APPLET man page; hook, dracut module, config; uninstall" {
+	kb --list | grep -qx fsck.exfat || skip "fsck.exfat not built"
+	dest=$BATS_TEST_TMPDIR/dest
+	run make -C "$KBOX_ROOT" -s install DESTDIR="$dest" PREFIX=/usr NO_LINKS=fsck.exfat
+	assert_success
+	assert_not_exist "$dest/usr/sbin/fsck.exfat"
+	assert_not_exist "$dest/usr/share/bash-completion/completions/fsck.exfat"
+	assert_not_exist "$dest/usr/share/man/man8/fsck.exfat.8"
+	run sed -n '/^\.SH NAME/{n;p;}' "$dest/usr/share/man/man8/kbox-fsck.exfat.8"
+	assert_output --regexp '^kbox\\-fsck\.exfat \\- '
+	assert_link_exist "$dest/usr/sbin/mkfs.exfat"
+	# The builders read fixed places; the installed BINDIR is written in.
+	run grep -x 'KBOX_BIN=/usr/bin/kbox' "$dest/usr/share/initramfs-tools/hooks/kbox" \
+		"$dest/usr/lib/dracut/modules.d/90kbox/module-setup.sh"
+	assert_success
+	assert_file_executable "$dest/usr/share/initramfs-tools/hooks/kbox"
+	assert_file_exist "$dest/etc/kbox/initramfs.conf"
+	# An edited configuration survives install and uninstall.
+	echo 'KBOX_APPLETS="fsck.exfat"' >>"$dest/etc/kbox/initramfs.conf"
+	run make -C "$KBOX_ROOT" -s install DESTDIR="$dest" PREFIX=/usr NO_LINKS=fsck.exfat
+	assert_success
+	run grep -c KBOX_APPLETS= "$dest/etc/kbox/initramfs.conf"
+	assert_output 2
+	run make -C "$KBOX_ROOT" -s uninstall DESTDIR="$dest" PREFIX=/usr
+	assert_success
+	assert_file_exist "$dest/etc/kbox/initramfs.conf"
+	run find "$dest" -not -type d -not -path "$dest/etc/kbox/initramfs.conf"
+	assert_output ""
+}
+
 # The sonames a binary's .note.dlopen notes declare, sorted, one a line.
 note_sonames() { readelf -p .note.dlopen "$1" 2>/dev/null | grep -o '"soname":\["[^"]*"' | cut -d'"' -f4 | sort; }
 json_sonames() { jq -r '.[].soname[]' | sort; }
