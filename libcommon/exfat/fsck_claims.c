@@ -296,3 +296,17 @@ uint64_t fsck_claim_bad(struct vol *v, uint64_t w, uint64_t mask)
 	}
 	return mask;
 }
+
+uint32_t fsck_alloc_cluster(struct vol *v, uint32_t *cursor)
+{
+	for (; *cursor < v->cc; (*cursor)++) {
+		uint32_t k = *cursor;
+		if (!exfat_bitmap_test(v->used, k) && !exfat_bitmap_test(v->disk_bm, k)) {
+			fsck_mark_used(v, k);
+			exfat_bitmap_set(v->disk_bm, k);
+			v->bm_dirty[(k / 8) >> v->cshift] = 1;
+			return k + EXFAT_FIRST_CLUSTER;
+		}
+	}
+	return 0;
+}

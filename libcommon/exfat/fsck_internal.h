@@ -201,6 +201,9 @@ int fsck_check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path, b
 /* Of the unowned clusters in mask (bitmap word w), claims those marked bad;
  * returns the rest. */
 uint64_t fsck_claim_bad(struct vol *v, uint64_t w, uint64_t mask);
+/* A free cluster (neither claimed nor marked in the bitmap being built, so
+ * never an orphan's), claimed and marked; 0 when none is left. */
+uint32_t fsck_alloc_cluster(struct vol *v, uint32_t *cursor);
 
 /* ---- file names (fsck_names.c) ------------------------------------------- */
 

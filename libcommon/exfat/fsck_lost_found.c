@@ -18,22 +18,6 @@
 
 #define LOST_FOUND_NAME "LOST+FOUND"
 
-/* A free cluster (not used, not marked in the bitmap being built), claimed
- * and marked; 0 when the volume is full. */
-static uint32_t alloc_cluster(struct vol *v, uint32_t *cursor)
-{
-	for (; *cursor < v->cc; (*cursor)++) {
-		uint32_t k = *cursor;
-		if (!exfat_bitmap_test(v->used, k) && !exfat_bitmap_test(v->disk_bm, k)) {
-			fsck_mark_used(v, k);
-			exfat_bitmap_set(v->disk_bm, k);
-			v->bm_dirty[(k / 8) >> v->cshift] = 1;
-			return k + EXFAT_FIRST_CLUSTER;
-		}
-	}
-	return 0;
-}
-
 static void utf16_from_ascii(uint16_t *out, const char *s)
 {
 	while (*s)
@@ -162,7 +146,7 @@ bool fsck_rescue_orphans(struct vol *v, uint64_t orphans, uint32_t first_orphan)
 		goto out;
 	}
 	for (uint32_t k = 0; k < ndir; k++) {
-		uint32_t c = alloc_cluster(v, &cursor);
+		uint32_t c = fsck_alloc_cluster(v, &cursor);
 		if (!c) {
 			free(dir_clusters);
 			fsck_fail(v, "no free cluster left for /LOST+FOUND");
@@ -215,7 +199,7 @@ bool fsck_rescue_orphans(struct vol *v, uint64_t orphans, uint32_t first_orphan)
 		}
 	}
 	if (slot == UINT64_MAX) {
-		uint32_t c = alloc_cluster(v, &cursor);
+		uint32_t c = fsck_alloc_cluster(v, &cursor);
 		if (!c) {
 			fsck_fail(v, "no free cluster left for the root directory");
 			goto out;
