@@ -44,8 +44,12 @@ repair() {
 	fi
 }
 
-# same IMGPATH TREEPATH [BYTES]: the file reads back (through exfat-fuse) as
-# the tree's file, or its first BYTES bytes.
+sha() { sha256sum | cut -d' ' -f1; }
+
+# same IMGPATH TREEPATH [BYTES|+]...: the file reads back (through exfat-fuse)
+# with the sha256 of the tree's file (TREEPATH relative to $TREE, or
+# absolute), or of its first BYTES bytes; with +, it begins with the whole
+# tree file and may go on.
 same() {
 	require_root
 	require_cmd mount.exfat-fuse
@@ -53,19 +57,89 @@ same() {
 	mkdir -p "$mnt"
 	dev=$(losetup -f --show -r "$IMG")
 	mount.exfat-fuse -o ro "$dev" "$mnt" >/dev/null 2>&1 || { losetup -d "$dev"; fail "exfat-fuse mount failed"; }
-	local rc=0
+	local rc=0 want
 	while [ $# -ge 2 ]; do
+		want=$2; [[ $want == /* ]] || want=$TREE/$want
 		if [[ ${3:-} =~ ^[0-9]+$ ]]; then
-			cmp -s "$mnt/$1" <(head -c "$3" "$TREE/$2") || rc=1
-			[ "$(stat -c %s "$mnt/$1")" -eq "$3" ] || rc=1
+			[ "$(sha < "$mnt/$1")" = "$(head -c "$3" "$want" | sha)" ] || { rc=1; echo "$1 differs"; }
+			[ "$(stat -c %s "$mnt/$1")" -eq "$3" ] || { rc=1; echo "$1: size $(stat -c %s "$mnt/$1")"; }
+			shift 3
+		elif [ "${3:-}" = + ]; then
+			[ "$(head -c "$(stat -c %s "$want")" "$mnt/$1" | sha)" = "$(sha < "$want")" ] || { rc=1; echo "$1 differs"; }
 			shift 3
 		else
-			cmp -s "$mnt/$1" "$TREE/$2" || rc=1
+			[ "$(sha < "$mnt/$1")" = "$(sha < "$want")" ] || { rc=1; echo "$1 differs"; }
 			shift 2
 		fi
 	done
 	umount "$mnt"; losetup -d "$dev"
 	[ "$rc" -eq 0 ] || fail "file contents differ after the repair"
+}
+
+# on_fuse IMAGE COMMAND...: runs COMMAND with $MNT the image mounted
+# read-write through exfat-fuse on a loop device.
+on_fuse() {
+	local img=$1 dev rc=0; shift
+	MNT=$BATS_TEST_TMPDIR/mnt-rw
+	mkdir -p "$MNT"
+	dev=$(losetup -f --show "$img")
+	mount.exfat-fuse "$dev" "$MNT" >/dev/null 2>&1 || { losetup -d "$dev"; fail "exfat-fuse mount failed"; }
+	"$@" || rc=$?
+	umount "$MNT"; losetup -d "$dev"
+	return "$rc"
+}
+
+# fuse_image: IMG becomes a 64 MiB volume made by Debian's mkfs.exfat (4 KiB
+# clusters) and written through exfat-fuse, as most cards are: contiguous
+# files f1..f5, d/ and d/g, f6, f7 one after another, then two FAT chains a
+# and b of 6 clusters each, grown a cluster at a time in turn. TREE holds
+# the files written.
+fuse_image() {
+	require_root
+	require_cmd mount.exfat-fuse
+	require_cmd mkfs.exfat
+	TREE=$BATS_FILE_TMPDIR/fuse-tree
+	local base=$BATS_FILE_TMPDIR/fuse.img k
+	if [ ! -f "$base" ]; then
+		rm -rf "$TREE"; mkdir -p "$TREE/d"
+		for k in 1 2 3 4 5 6 7; do head -c $((k * 5000 + 300)) /dev/urandom > "$TREE/f$k"; done
+		head -c 9000 /dev/urandom > "$TREE/d/g"
+		head -c 24576 /dev/urandom > "$TREE/a"; head -c 24576 /dev/urandom > "$TREE/b"
+		truncate -s 64M "$base.new"; /usr/sbin/mkfs.exfat "$base.new" >/dev/null
+		on_fuse "$base.new" write_fuse_tree
+		mv "$base.new" "$base"
+	fi
+	cp --sparse=always "$base" "$IMG"
+}
+
+write_fuse_tree() {
+	local k
+	cp "$TREE"/f[1-5] "$MNT"/ && mkdir "$MNT/d" && cp "$TREE/d/g" "$MNT/d/" && cp "$TREE"/f[67] "$MNT"/ || return 1
+	for k in 0 1 2 3 4 5; do
+		dd if="$TREE/a" bs=4096 skip=$k count=1 status=none >> "$MNT/a" &&
+			dd if="$TREE/b" bs=4096 skip=$k count=1 status=none >> "$MNT/b" || return 1
+	done
+}
+
+# grow PATH BYTES: raises DataLength and ValidDataLength by BYTES; the set
+# checksum is recomputed, so only the size is wrong.
+grow() {
+	local off len vdl
+	off=$(field "$1" 1)
+	vdl=$(od -An -tu8 -j $((off + 32 + 8)) -N8 "$IMG") len=$(od -An -tu8 -j $((off + 32 + 24)) -N8 "$IMG")
+	poke $((off + 32 + 8)) $(le64 $((vdl + $2)))
+	poke $((off + 32 + 24)) $(le64 $((len + $2)))
+	loc fixsum "$1"
+}
+
+fat_of() { od -An -tu4 -j "$(loc fat "$1")" -N4 "$IMG" | tr -d ' '; }
+
+# checked CODE PATH: -n --json reports CODE on PATH; sets PROBLEM to it.
+checked() {
+	detect "$1"
+	run -4 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
+	PROBLEM=$(echo "$output" | jq -c --arg c "$1" --arg p "$2" '.problems[] | select(.code == $c and .path == $p)')
+	[ -n "$PROBLEM" ] || fail "no '$1' problem on $2: $output"
 }
 
 # ---- clean images --------------------------------------------------------
@@ -180,13 +254,15 @@ same() {
 	same dir/sub/c.bin dir/sub/c.bin 16384
 }
 
-@test "cross-link: a cluster shared by two files goes to the first, the second is truncated" {
+@test "cross-link: a chain that goes past its size into another file's chain is cut back; that file keeps its clusters" {
 	local b c; b=$(field /dir/b.bin 2); c=$(field /dir/sub/c.bin 2)
 	set_fat "$b" $((c + 1))
-	detect cross-link
+	checked cross-link /dir/b.bin
+	echo "$PROBLEM" | jq -e --arg m "cluster $((c + 1)) (after 1 clusters) is also claimed by /dir/sub/c.bin, and this file's cluster chain disagrees with its size" \
+		'.message == $m and .repair == "truncate to 4096 bytes"'
 	repair
-	run -0 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
-	same a.txt a.txt keep.txt keep.txt
+	[ "$(field /dir/b.bin 3)" -eq 4096 ]
+	same dir/b.bin dir/b.bin 4096 dir/sub/c.bin dir/sub/c.bin a.txt a.txt keep.txt keep.txt
 }
 
 @test "chain-short: a chain shorter than the size truncates the size" {
@@ -243,6 +319,49 @@ same() {
 		cmp <(dd if="$IMG" bs=1 skip="$(loc cluster "$first")" count=20000 status=none) "$TREE/dir/b.bin"
 		run -0 "$KBOX" fsck.exfat -n "$IMG"
 	done
+}
+
+# ---- conflicting claims: decided by evidence -------------------------------
+# On a volume written through exfat-fuse; every kept file is read back
+# through exfat-fuse and compared by sha256.
+
+@test "cross-link: a contiguous file whose size runs onto the next files is cut back; they keep theirs" {
+	fuse_image
+	# f5 is 7 clusters; 10 more reach over d/, d/g and into f6.
+	grow /f5 40960
+	checked cross-link /f5
+	echo "$PROBLEM" | jq -e '.message == "its size reaches past its own clusters: cluster 27 (after 7 clusters) is the first cluster of /d" and .repair == "truncate to 28672 bytes"'
+	[ "$(echo "$output" | jq '.problems | length')" -eq 1 ]
+	repair
+	[ "$(field /f5 3)" -eq 28672 ]
+	same f5 f5 + f1 f1 f2 f2 f3 f3 f4 f4 d/g d/g f6 f6 f7 f7 a a b b
+}
+
+@test "cross-link: a chain that runs onto another file's first cluster is cut back; that file keeps its data" {
+	fuse_image
+	local b; b=$(field /b 2)
+	set_fat "$(field /a 2)" "$b"
+	checked cross-link /a
+	echo "$PROBLEM" | jq -e --arg m "its cluster chain runs onto the first cluster $b of /b (after 1 clusters)" \
+		'.message == $m and .repair == "truncate to 4096 bytes"'
+	# Its own clusters past the first are orphans now; nothing is said of its chain's length.
+	echo "$output" | jq -e '[.problems[].code] | sort == ["bitmap-orphan", "cross-link"]'
+	repair
+	[ "$(field /a 3)" -eq 4096 ]
+	same a a 4096 b b f5 f5 f6 f6 d/g d/g
+}
+
+@test "cross-link: an entry set whose checksum was wrong gives the clusters up to an intact file" {
+	fuse_image
+	local a1 a3 off; a1=$(field /a 2); a3=$(fat_of "$(fat_of "$a1")") off=$(field /b 1)
+	# b's first cluster now points into a's chain, and its checksum no longer matches.
+	poke $((off + 32 + 20)) $(le32 "$a3")
+	checked cross-link /b
+	echo "$PROBLEM" | jq -e --arg m "cluster $a3 (after 0 clusters) is also claimed by /a, and this file's entry set had a wrong checksum" \
+		'.message == $m and .repair == "truncate to 0 bytes"'
+	repair
+	[ "$(field /b 3)" -eq 0 ]
+	same a a f7 f7 d/g d/g
 }
 
 # ---- allocation bitmap ---------------------------------------------------

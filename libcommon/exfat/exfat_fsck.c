@@ -4,6 +4,8 @@
  * directory (bitmap and up-case entries first), then every directory once,
  * depth first with an explicit stack; each cluster is claimed in a "used"
  * bitmap so loops and cross-links are found without revisiting anything.
+ * Claims that ran into a cluster already held are settled after the walk
+ * (and the directories they free walked in turn).
  * Repairs change in-memory copies; directory clusters are written back when
  * their directory is done, the FAT and allocation bitmap at the end.
  * VolumeDirty is set before the first write and cleared after the last.
@@ -15,8 +17,10 @@
  * (VolumeFlags, PercentInUse). The passes live beside it:
  *   fsck_boot.c        boot region: main and backup boot sectors, checksums
  *   fsck_fat.c         the FAT, and the allocation bitmap against the chains
- *   fsck_claims.c      who owns each cluster: chains, loops, cross-links, and
- *                      which file is cut back when two claim the same cluster
+ *   fsck_claims.c      who owns each cluster: chains, loops, cross-links; a
+ *                      claim that runs into a cluster already held waits
+ *   fsck_conflicts.c   after the walk, which claim the evidence backs when
+ *                      two claim the same clusters
  *   fsck_dir.c         the directory walk: entry sets, checksums, up-case table
  *   fsck_names.c       file names: invalid characters, duplicates, paths
  *   fsck_lost_found.c  -s: orphan chains kept as files in /LOST+FOUND
@@ -238,6 +242,7 @@ static void free_vol(struct vol *v)
 	free(v->stack);
 	free(v->boot), free(v->fat), free(v->fat_win), free(v->fat_dirty), free(v->fat_loaded), free(v->used), free(v->used_pages);
 	free(v->disk_bm), free(v->bm_dirty), free(v->bm_clusters), free(v->upcase), free(v->root_clusters);
+	fsck_claims_free(v);
 }
 
 /* Whether the caller asked the run to stop (opts->cancel); it then ends as
@@ -293,16 +298,20 @@ int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts
 	v.r->directories = 1;
 	bool root_done = false;
 	uint64_t dirs_done = 0;
-	while (v.nstack && !v.failed && !v.quit && !cancelled(&v)) {
-		struct dir_job job = v.stack[--v.nstack];
-		fsck_check_dir(&v, &job, !root_done);
-		root_done = true;
-		free(job.path), free(job.clusters);
-		dirs_done++;
-		if (opts->progress)
-			opts->progress(opts->ctx, dirs_done, v.r->directories, v.r->files);
-	}
+	do {
+		while (v.nstack && !v.failed && !v.quit && !cancelled(&v)) {
+			struct dir_job job = v.stack[--v.nstack];
+			fsck_check_dir(&v, &job, !root_done);
+			root_done = true;
+			free(job.path), free(job.clusters);
+			dirs_done++;
+			if (opts->progress)
+				opts->progress(opts->ctx, dirs_done, v.r->directories, v.r->files);
+		}
+	} while (!v.failed && !v.quit && !cancelled(&v) && fsck_settle_claims(&v));
 	cancelled(&v); /* a late stop is taken here, where the FAT is written */
+	if (!v.failed)
+		fsck_claims_done(&v);
 	if (v.quit && !v.failed) {
 		/* Repairs already made stay whole (a truncated size with its
 		 * end-of-chain mark); the dirty mark stays for the next check. */

@@ -1,15 +1,19 @@
-/* exFAT checker: who owns each cluster, and which file gives one up.
+/* exFAT checker: who owns each cluster, as the walk finds them.
  *
  * Every chain the checker follows (the root directory, the allocation bitmap
  * and up-case table, then each file and directory in walk order) claims its
- * clusters in the "used" bitmap as it goes, so a cluster is owned by the
- * first chain that reaches it. A chain that runs into a cluster already
- * claimed is a cross-link (another file's) or a loop (its own); either way
- * it stops there, and the repair cuts that later file back to the clusters
- * it had before: its FAT chain ends, its DataLength and ValidDataLength
- * shrink (check_stream_data). The earlier owner keeps the cluster whole.
- * A chain that reaches a cluster the FAT marks bad ends before it; the bad
- * cluster stays claimed, as do bad clusters no file owns (not orphans).
+ * clusters in the "used" bitmap as it goes. A chain that runs into a cluster
+ * it claimed itself loops: it is cut back to the clusters before, as is one
+ * that is broken or shorter than its size (its DataLength and ValidDataLength
+ * shrink, its FAT chain ends). A file's chain that runs into a cluster
+ * another chain holds is not cut there: which of the two claims the evidence
+ * backs is only known once every claim has been seen, so it waits, holding
+ * the clusters before that one, and fsck_conflicts.c settles it after the
+ * walk. For the same reason a chain that goes on past its size is only ended
+ * there once the claims are settled: the link past its end may be what
+ * another file's chain rests on. A chain that reaches a cluster the FAT marks
+ * bad ends before it; the bad cluster stays claimed, as do bad clusters no
+ * file owns (not orphans).
  *
  * Reads the FAT (through fsck_fat.c) and the stream extension entries
  * (FirstCluster, DataLength, ValidDataLength, NoFatChain) of each file. */
@@ -19,17 +23,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool is_used(const struct vol *v, uint32_t c)
-{
-	return exfat_bitmap_test(v->used, c - EXFAT_FIRST_CLUSTER);
-}
-
 /* Marking the page lets the bitmap comparison skip the pages (and their
  * page faults) that no claimed cluster ever touched. */
+static void map_claim(struct claim_map m, uint32_t k)
+{
+	exfat_bitmap_set(m.bits, k);
+	if (m.pages)
+		m.pages[k / 8 / USED_PAGE_BYTES] = 1;
+}
+
 void fsck_mark_used(struct vol *v, uint32_t k)
 {
-	exfat_bitmap_set(v->used, k);
-	v->used_pages[k / 8 / USED_PAGE_BYTES] = 1;
+	map_claim((struct claim_map){ v->used, v->used_pages }, k);
 }
 
 void fsck_claim(struct vol *v, uint32_t c)
@@ -49,37 +54,44 @@ static bool in_own_chain(const struct vol *v, uint32_t first, bool contiguous, u
 	return false;
 }
 
-/* Follows and claims a chain of `want` clusters (0: up to the end-of-chain
- * mark, at most `max`). */
 int fsck_walk_chain(struct vol *v, uint32_t first, bool contiguous, uint64_t want, uint64_t max,
-		      bool collect, struct chain *ch)
+		    bool collect, struct chain *ch)
 {
 	memset(ch, 0, sizeof(*ch));
+	return fsck_walk_in(v, (struct claim_map){ v->used, v->used_pages }, first, contiguous, want, max, collect,
+			    first, ch);
+}
+
+/* With collect, ch->list gets the clusters claimed by this call. */
+int fsck_walk_in(struct vol *v, struct claim_map m, uint32_t first, bool contiguous, uint64_t want, uint64_t max,
+		 bool collect, uint32_t from, struct chain *ch)
+{
 	uint64_t limit = want ? want : max;
-	uint32_t cap = 0;
+	uint32_t cap = 0, done = ch->count;
+	ch->list = NULL;
 	if (collect) {
-		cap = (uint32_t)(limit < 64 ? limit : 64);
+		cap = (uint32_t)(limit - done < 64 ? limit - done : 64);
 		ch->list = malloc(sizeof(uint32_t) * (cap ? cap : 1));
 		if (!ch->list) {
 			fsck_fail_op(v, "out of memory");
 			return -1;
 		}
 	}
-	uint32_t c = first, prev = 0;
+	uint32_t c = from, prev = ch->last;
 	if (!fsck_cluster_ok(v, c)) {
-		ch->stop = CH_FIRST;
+		ch->stop = done ? CH_BROKEN : CH_FIRST;
 		ch->bad = c;
 		return 0;
 	}
 	for (;;) {
-		if (is_used(v, c)) {
+		if (exfat_bitmap_test(m.bits, c - EXFAT_FIRST_CLUSTER)) {
 			ch->stop = in_own_chain(v, first, contiguous, ch->count, c) ? CH_LOOP : CH_CROSS;
 			ch->bad = c;
 			return 0;
 		}
-		fsck_claim(v, c);
+		map_claim(m, c - EXFAT_FIRST_CLUSTER);
 		if (collect) {
-			if (ch->count == cap) {
+			if (ch->count - done == cap) {
 				uint32_t *n = realloc(ch->list, sizeof(uint32_t) * (size_t)cap * 2);
 				if (!n) {
 					fsck_fail_op(v, "out of memory");
@@ -87,7 +99,7 @@ int fsck_walk_chain(struct vol *v, uint32_t first, bool contiguous, uint64_t wan
 				}
 				ch->list = n, cap *= 2;
 			}
-			ch->list[ch->count] = c;
+			ch->list[ch->count - done] = c;
 		}
 		ch->count++;
 		ch->last = c;
@@ -123,6 +135,20 @@ int fsck_walk_chain(struct vol *v, uint32_t first, bool contiguous, uint64_t wan
 		prev = c;
 		c = next;
 	}
+}
+
+uint32_t *fsck_chain_list(struct vol *v, uint32_t first, bool contiguous, uint32_t n)
+{
+	uint32_t *list = malloc(sizeof(uint32_t) * (n ? n : 1));
+	if (!list) {
+		fsck_fail_op(v, "out of memory");
+		return NULL;
+	}
+	for (uint32_t k = 0, c = first; k < n; k++) {
+		list[k] = c;
+		c = contiguous ? c + 1 : fsck_fat_get(v, c);
+	}
+	return list;
 }
 
 const char *fsck_stop_code(enum chain_stop s)
@@ -172,18 +198,72 @@ void fsck_describe_stop(const struct vol *v, const struct chain *ch, char *buf, 
 	}
 }
 
-/* Checks the chain of a stream entry and fixes its sizes; claims clusters.
- * For directories, *dir_clusters gets the list. */
-int fsck_check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path, bool is_dir,
-			     uint32_t **dir_clusters, uint32_t *dir_count, bool *changed)
+/* A directory's size as its check takes it: whole clusters, at most 256 MiB. */
+static uint64_t dir_bytes(const struct vol *v, uint64_t len)
+{
+	return len > EXFAT_MAX_DIR_BYTES ? EXFAT_MAX_DIR_BYTES : (len + v->csize - 1) & ~(v->csize - 1);
+}
+
+uint64_t fsck_stream_clusters(const struct vol *v, uint64_t len, bool is_dir)
+{
+	if (is_dir)
+		len = dir_bytes(v, len);
+	return (len + v->csize - 1) >> v->cshift;
+}
+
+/* The chain's stop is evidence against the claim in a later conflict. */
+static bool chain_disagrees(const struct chain *ch, uint64_t want)
+{
+	return ch->count < want || ch->extra;
+}
+
+/* A chain that ran into a cluster another chain holds: it keeps the
+ * clusters before it, and waits with what a repair after the walk needs. */
+static int defer_claim(struct dir_ctx *d, const struct set_at *set, struct fpath *path, bool is_dir,
+		       uint64_t want, const struct chain *ch)
 {
 	struct vol *v = d->v;
-	struct exfat_stream_entry *st = (struct exfat_stream_entry *)fsck_entry_at(d, si);
-	uint64_t pos = fsck_entry_pos(d, si);
+	const struct exfat_stream_entry *st = (const void *)fsck_entry_at(d, set->entry + 1);
+	if (v->npending == v->cappending) {
+		size_t ncap = v->cappending ? v->cappending * 2 : 16;
+		struct claimant *n = realloc(v->pending, ncap * sizeof(*n));
+		if (!n)
+			goto oom;
+		v->pending = n, v->cappending = ncap;
+	}
+	struct claimant *c = &v->pending[v->npending];
+	*c = (struct claimant){ .key = fsck_entry_pos(d, set->entry), .span = set->span,
+				.first = exfat_le32(st->first_cluster), .want = want,
+				.len = is_dir ? dir_bytes(v, exfat_le64(st->data_length)) : exfat_le64(st->data_length),
+				.contiguous = st->flags & EXFAT_SF_NO_FAT_CHAIN, .is_dir = is_dir, .held = ch->count,
+				.last = ch->last, .at = ch->bad,
+				.flags = CLAIM_PENDING | (set->suspect ? CLAIM_SUSPECT : 0) };
+	c->path = strdup(fsck_fp(path));
+	c->pos = malloc(sizeof(uint64_t) * set->span);
+	if (!c->path || !c->pos) {
+		free(c->path), free(c->pos);
+		goto oom;
+	}
+	for (uint32_t k = 0; k < set->span; k++)
+		c->pos[k] = fsck_entry_pos(d, set->entry + k);
+	v->npending++;
+	return fsck_note_claim(v, c->key, c->flags, c->held);
+oom:
+	fsck_fail_op(v, "out of memory");
+	return -1;
+}
+
+/* Checks the chain of a stream entry and fixes its sizes; claims clusters.
+ * For directories, *dir_clusters gets the list. */
+int fsck_check_stream_data(struct dir_ctx *d, const struct set_at *set, struct fpath *path, bool is_dir,
+			   uint32_t **dir_clusters, uint32_t *dir_count, bool *changed)
+{
+	struct vol *v = d->v;
+	struct exfat_stream_entry *st = (struct exfat_stream_entry *)fsck_entry_at(d, set->entry + 1);
+	uint64_t pos = fsck_entry_pos(d, set->entry + 1);
 	uint64_t len = exfat_le64(st->data_length), vdl = exfat_le64(st->valid_data_length);
 	uint32_t first = exfat_le32(st->first_cluster);
 	bool contiguous = st->flags & EXFAT_SF_NO_FAT_CHAIN;
-	char why[200];
 
 	*dir_clusters = NULL;
 	*dir_count = 0;
@@ -210,15 +290,12 @@ int fsck_check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path, b
 		}
 		return 0;
 	}
-	if (is_dir && (len & (v->csize - 1) || len > EXFAT_MAX_DIR_BYTES)) {
-		uint64_t fixed = len > EXFAT_MAX_DIR_BYTES ? EXFAT_MAX_DIR_BYTES : (len + v->csize - 1) & ~(v->csize - 1);
-		if (fsck_problem(v, "dir-size", fsck_fp(path), pos, false, "round the size to whole clusters",
-				 "directory size %llu is not a multiple of the cluster size or above 256 MiB",
-				 (unsigned long long)len)) {
-			st->data_length = htole64(fixed);
-			*changed = true;
-		}
-		len = fixed;
+	if (is_dir && (len & (v->csize - 1) || len > EXFAT_MAX_DIR_BYTES) &&
+	    fsck_problem(v, "dir-size", fsck_fp(path), pos, false, "round the size to whole clusters",
+			 "directory size %llu is not a multiple of the cluster size or above 256 MiB",
+			 (unsigned long long)len)) {
+		st->data_length = htole64(dir_bytes(v, len));
+		*changed = true;
 	}
 	if (first == 0) {
 		if (fsck_problem(v, "first-cluster", fsck_fp(path), pos, false, "truncate to 0 bytes",
@@ -229,39 +306,60 @@ int fsck_check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path, b
 		}
 		return 0;
 	}
-	uint64_t want = (len + v->csize - 1) >> v->cshift;
+	uint64_t want = fsck_stream_clusters(v, len, is_dir);
+	uint64_t key = fsck_entry_pos(d, set->entry);
 	struct chain ch;
 	if (fsck_walk_chain(v, first, contiguous, want, 0, is_dir, &ch) < 0)
 		return -1;
-	if (ch.count < want) {
-		uint64_t keep = (uint64_t)ch.count << v->cshift;
+	if (ch.stop == CH_CROSS) {
+		free(ch.list);
+		return defer_claim(d, set, path, is_dir, want, &ch);
+	}
+	unsigned against = (set->suspect ? CLAIM_SUSPECT : 0) | (chain_disagrees(&ch, want) ? CLAIM_CHAIN : 0);
+	if (against && fsck_note_claim(v, key, against, CLAIM_HELD_ALL) < 0) {
+		free(ch.list);
+		return -1;
+	}
+	fsck_stream_stop(v, st, path, pos, key, is_dir, &ch, changed);
+	if (is_dir) {
+		*dir_clusters = ch.list;
+		*dir_count = ch.count;
+	} else {
+		free(ch.list);
+	}
+	return 0;
+}
+
+void fsck_stream_stop(struct vol *v, struct exfat_stream_entry *st, struct fpath *path, uint64_t pos, uint64_t key,
+		      bool is_dir, const struct chain *ch, bool *changed)
+{
+	uint64_t len = exfat_le64(st->data_length), vdl = exfat_le64(st->valid_data_length);
+	bool contiguous = st->flags & EXFAT_SF_NO_FAT_CHAIN;
+	if (is_dir)
+		len = dir_bytes(v, len);
+	uint64_t want = (len + v->csize - 1) >> v->cshift;
+	char why[200];
+	if (ch->count < want) {
+		uint64_t keep = (uint64_t)ch->count << v->cshift;
 		if (keep > len)
 			keep = len;
-		fsck_describe_stop(v, &ch, why, sizeof(why));
+		fsck_describe_stop(v, ch, why, sizeof(why));
 		char repair[64];
 		snprintf(repair, sizeof(repair), "truncate to %llu bytes", (unsigned long long)keep);
-		if (fsck_problem(v, fsck_stop_code(ch.stop), fsck_fp(path), pos, false, repair, "%s", why)) {
-			if (ch.count && !contiguous)
-				fsck_fat_set(v, ch.last, EXFAT_FAT_EOC);
+		if (fsck_problem(v, fsck_stop_code(ch->stop), fsck_fp(path), pos, false, repair, "%s", why)) {
+			if (ch->count && !contiguous)
+				fsck_fat_set(v, ch->last, EXFAT_FAT_EOC);
 			st->data_length = htole64(keep);
 			if (vdl > keep)
 				st->valid_data_length = htole64(keep);
-			if (!ch.count) {
+			if (!ch->count) {
 				st->first_cluster = 0;
 				st->flags &= (uint8_t)~EXFAT_SF_NO_FAT_CHAIN;
 			}
 			*changed = true;
-			len = keep;
 		}
-	} else if (ch.extra) {
-		uint32_t next = fsck_fat_get(v, ch.last);
-		if (next == EXFAT_FAT_FREE ? fsck_problem(v, "chain-long", fsck_fp(path), pos, true, "end the chain at the file size",
-							  "no end-of-chain mark after the %llu clusters the size needs "
-							  "(FAT entry of %u is 0, free)", (unsigned long long)want, ch.last)
-					   : fsck_problem(v, "chain-long", fsck_fp(path), pos, true, "end the chain at the file size",
-							  "cluster chain continues past the %llu clusters the size needs "
-							  "(FAT entry of %u is 0x%08x)", (unsigned long long)want, ch.last, next))
-			fsck_fat_set(v, ch.last, EXFAT_FAT_EOC);
+	} else if (ch->extra) {
+		fsck_end_chain_later(v, key, fsck_fp(path), pos, ch->last, want);
 	}
 	vdl = exfat_le64(st->valid_data_length);
 	len = exfat_le64(st->data_length);
@@ -273,13 +371,18 @@ int fsck_check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path, b
 			*changed = true;
 		}
 	}
-	if (is_dir) {
-		*dir_clusters = ch.list;
-		*dir_count = ch.count;
-	} else {
-		free(ch.list);
-	}
-	return 0;
+}
+
+bool fsck_chain_long(struct vol *v, const char *path, uint64_t pos, uint32_t last, uint64_t want)
+{
+	uint32_t next = fsck_fat_get(v, last);
+	if (next == EXFAT_FAT_FREE)
+		return fsck_problem(v, "chain-long", path, pos, true, "end the chain at the file size",
+				    "no end-of-chain mark after the %llu clusters the size needs (FAT entry of %u is 0, free)",
+				    (unsigned long long)want, last);
+	return fsck_problem(v, "chain-long", path, pos, true, "end the chain at the file size",
+			    "cluster chain continues past the %llu clusters the size needs (FAT entry of %u is 0x%08x)",
+			    (unsigned long long)want, last, next);
 }
 
 /* Of the clusters in mask (bitmap word w: allocated, owned by no file), the

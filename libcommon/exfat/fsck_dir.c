@@ -333,7 +333,8 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 	check_stream_flags(d, i + 1, &path, &changed);
 	bool is_dir = exfat_le16(fe->attributes) & EXFAT_ATTR_DIRECTORY;
 	uint32_t *clusters = NULL, count = 0;
-	fsck_check_stream_data(d, i + 1, &path, is_dir, &clusters, &count, &changed);
+	struct set_at set = { i, span, csum_bad || sc != actual };
+	fsck_check_stream_data(d, &set, &path, is_dir, &clusters, &count, &changed);
 
 	if (changed) {
 		fe->set_checksum = htole16(exfat_set_checksum(fe_raw, span));
@@ -401,6 +402,8 @@ static void load_upcase(struct dir_ctx *d, uint32_t i)
 		exfat_upcase_default_map(v->upcase);
 		return;
 	}
+	v->upcase_first = exfat_le32(e->first_cluster);
+	v->upcase_count = ch.count;
 	const char *why = NULL;
 	char reason[200] = "";
 	uint8_t *table = NULL;
@@ -445,6 +448,8 @@ static void load_upcase(struct dir_ctx *d, uint32_t i)
 			/* Clusters past the new end are no longer the table's. */
 			for (uint32_t k = used; k < ch.count; k++)
 				exfat_bitmap_clear(v->used, ch.list[k] - EXFAT_FIRST_CLUSTER);
+			if (used < ch.count)
+				v->upcase_count = used;
 			fsck_touch(d, i, 1);
 		}
 	}

@@ -8,8 +8,10 @@
  *   exfat_fsck.c       the driver: exfat_fsck_run(), problems, device access
  *   fsck_boot.c        boot region: main and backup boot sectors, checksums
  *   fsck_fat.c         the FAT, and the allocation bitmap against the chains
- *   fsck_claims.c      who owns each cluster: chains, loops, cross-links, and
- *                      which file is cut back when two claim the same cluster
+ *   fsck_claims.c      who owns each cluster: chains, loops, cross-links; a
+ *                      claim that runs into a cluster already held waits
+ *   fsck_conflicts.c   after the walk, which claim the evidence backs when
+ *                      two claim the same clusters
  *   fsck_dir.c         the directory walk: entry sets, checksums, up-case table
  *   fsck_names.c       file names: invalid characters, duplicates, paths
  *   fsck_lost_found.c  -s: orphan chains kept as files in /LOST+FOUND
@@ -35,6 +37,9 @@
 struct dir_ctx;   /* one directory being checked (below) */
 struct exfat_upcase_map;  /* exfat_upcase.h */
 struct fpath;     /* a file's path, built when a message needs it (below) */
+struct claimant;  /* a file's claim on clusters, settled after the walk (below) */
+struct claim_note;
+struct later_eoc;
 
 /* ---- the state of one run ------------------------------------------------ */
 
@@ -86,6 +91,19 @@ struct vol {
 
 	struct exfat_upcase_map *upcase;  /* the volume's up-case table, expanded */
 	bool upcase_found;
+	uint32_t upcase_first, upcase_count; /* the up-case table's chain, as held */
+
+	/* Claims that ran into a cluster already held, settled after the walk
+	 * (fsck_conflicts.c); what the walk saw against a file's claim, and
+	 * holds changed since, by file entry; chain ends set once settled. */
+	struct claimant *pending;
+	size_t npending, cappending;
+	struct claim_note *notes;
+	size_t nnotes, capnotes;
+	bool notes_sorted;
+	struct later_eoc *eocs;
+	size_t neocs, capeocs;
+	unsigned settle_rounds;
 
 	struct dir_job *stack;
 	size_t nstack, capstack;
@@ -170,7 +188,10 @@ void fsck_check_bitmap(struct vol *v);
 /* ---- cluster ownership (fsck_claims.c) ----------------------------------- *
  * A chain is followed and its clusters claimed by fsck_walk_chain(); where
  * and why it stopped is one of these kinds, reported under fsck_stop_code()
- * as the problem's code and fsck_describe_stop() as its message. */
+ * as the problem's code and fsck_describe_stop() as its message. A file's
+ * chain that runs into a cluster another chain holds (CH_CROSS) is not cut
+ * there and then: it waits as a claimant in v->pending, holding the clusters
+ * before that one, until fsck_settle_claims() weighs both claims. */
 
 enum chain_stop { CH_OK, CH_FIRST, CH_EARLY_END, CH_BROKEN, CH_LOOP, CH_CROSS, CH_TOO_LONG };
 
@@ -184,26 +205,117 @@ struct chain {
 	uint32_t *list;         /* with collect: the claimed clusters */
 };
 
+/* A bitmap of claimed clusters (bit c - 2) and, optionally, one flag per
+ * USED_PAGE_BYTES of it that had a bit set: v->used, or a scratch one. */
+struct claim_map {
+	uint8_t *bits;
+	uint8_t *pages;
+};
+
 void fsck_mark_used(struct vol *v, uint32_t k);
 void fsck_claim(struct vol *v, uint32_t c);
 /* Follows and claims a chain of `want` clusters (0: up to the end-of-chain
  * mark, at most `max`). */
 int fsck_walk_chain(struct vol *v, uint32_t first, bool contiguous, uint64_t want, uint64_t max,
 		    bool collect, struct chain *ch);
+/* The same in map m, going on from cluster `from` after the ch->count
+ * clusters already walked (ch->last the last of them; from = first when
+ * none). */
+int fsck_walk_in(struct vol *v, struct claim_map m, uint32_t first, bool contiguous, uint64_t want, uint64_t max,
+		 bool collect, uint32_t from, struct chain *ch);
+/* The first n clusters of a chain walked before (claimed, loop-free), in a
+ * new array; NULL when out of memory. */
+uint32_t *fsck_chain_list(struct vol *v, uint32_t first, bool contiguous, uint32_t n);
 const char *fsck_stop_code(enum chain_stop s);
 void fsck_describe_stop(const struct vol *v, const struct chain *ch, char *buf, size_t len);
-/* The chain of the stream entry at si and its sizes: claims its clusters
- * (a directory's list in *dir_clusters), and where the chain runs into a
- * cluster another file owns, or loops, or is broken, the repair cuts this
- * file back to the clusters it had before that one. */
-int fsck_check_stream_data(struct dir_ctx *d, uint32_t si, struct fpath *path, bool is_dir,
+/* Clusters a stream of DataLength len claims (a directory's size rounded
+ * as its check rounds it); 0: none. */
+uint64_t fsck_stream_clusters(const struct vol *v, uint64_t len, bool is_dir);
+
+/* The entry set of the stream entry being checked: where it starts and how
+ * many entries it spans, and whether SetChecksum or SecondaryCount showed
+ * its fields were damaged. */
+struct set_at {
+	uint32_t entry;
+	uint32_t span;
+	bool suspect;
+};
+/* The chain of the set's stream entry and its sizes: claims its clusters
+ * (a directory's list in *dir_clusters). A chain that is broken or loops is
+ * cut back to the clusters before; one that runs into a cluster another
+ * chain holds waits in v->pending for fsck_settle_claims(). */
+int fsck_check_stream_data(struct dir_ctx *d, const struct set_at *set, struct fpath *path, bool is_dir,
 			   uint32_t **dir_clusters, uint32_t *dir_count, bool *changed);
+/* After the walk stopped at ch: the repairs of a chain that ended before
+ * its size, or goes on past it (reported once the claims are settled), and
+ * of ValidDataLength, in the stream entry st of the file whose file entry
+ * is at byte key. */
+void fsck_stream_stop(struct vol *v, struct exfat_stream_entry *st, struct fpath *path, uint64_t pos, uint64_t key,
+		      bool is_dir, const struct chain *ch, bool *changed);
+/* Reports a chain going on past the want clusters its size needs, after
+ * its last one; returns true when it is to be ended there. */
+bool fsck_chain_long(struct vol *v, const char *path, uint64_t pos, uint32_t last, uint64_t want);
 /* Of the unowned clusters in mask (bitmap word w), claims those marked bad;
  * returns the rest. */
 uint64_t fsck_claim_bad(struct vol *v, uint64_t w, uint64_t mask);
 /* A free cluster (neither claimed nor marked in the bitmap being built, so
  * never an orphan's), claimed and marked; 0 when none is left. */
 uint32_t fsck_alloc_cluster(struct vol *v, uint32_t *cursor);
+
+/* ---- claims settled after the walk (fsck_conflicts.c) -------------------- */
+
+/* What the walk saw against a claim (CLAIM_SUSPECT, CLAIM_CHAIN), and its
+ * hold once settled (CLAIM_PENDING while it waits). */
+enum {
+	CLAIM_SUSPECT = 1,      /* its set's SetChecksum or SecondaryCount was wrong */
+	CLAIM_CHAIN = 2,        /* its chain disagreed with its size (short, broken, loop, past it) */
+	CLAIM_PENDING = 4,      /* waits in v->pending */
+	CLAIM_CUT = 8,          /* cut back by a settled conflict */
+};
+#define CLAIM_HELD_ALL UINT32_MAX
+
+struct claim_note {
+	uint64_t key;           /* byte offset of the file entry */
+	uint32_t held;          /* clusters it holds (CLAIM_HELD_ALL: its whole chain) */
+	unsigned flags;
+};
+
+/* A file's claim, with what a repair after the walk needs to find its set. */
+struct claimant {
+	uint64_t key;           /* byte offset of its file entry */
+	char *path;
+	uint64_t *pos;          /* byte offset of each entry of its set */
+	uint32_t span;
+	uint32_t first;
+	uint64_t want;          /* clusters its size needs */
+	uint64_t len;           /* DataLength (a directory's rounded as checked) */
+	bool contiguous, is_dir;
+	uint32_t held;          /* clusters of its chain it holds */
+	uint32_t last;          /* the last of them */
+	uint32_t at;            /* the cluster it ran into */
+	unsigned flags;
+};
+
+/* A chain that goes on past its size, reported and ended once the claims
+ * are settled (unless its file is cut back before). */
+struct later_eoc {
+	uint64_t key, pos;
+	char *path;
+	uint32_t last;
+	uint64_t want;
+};
+
+/* Records what the walk saw against the claim of the file entry at key. */
+int fsck_note_claim(struct vol *v, uint64_t key, unsigned flags, uint32_t held);
+/* A chain that goes on past the want clusters after last: reported, and
+ * ended there, once the claims are settled, unless the file is cut back. */
+void fsck_end_chain_later(struct vol *v, uint64_t key, const char *path, uint64_t pos, uint32_t last, uint64_t want);
+/* Settles the pending claims: returns true when directories were pushed
+ * that the walk must now check. */
+bool fsck_settle_claims(struct vol *v);
+/* After the last settling: the chains that go on past their size. */
+void fsck_claims_done(struct vol *v);
+void fsck_claims_free(struct vol *v);
 
 /* ---- file names (fsck_names.c) ------------------------------------------- */
 
