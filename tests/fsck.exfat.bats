@@ -92,8 +92,9 @@ on_fuse() {
 # fuse_image: IMG becomes a 64 MiB volume made by Debian's mkfs.exfat (4 KiB
 # clusters) and written through exfat-fuse, as most cards are: contiguous
 # files f1..f5, d/ and d/g, f6, f7 one after another, then two FAT chains a
-# and b of 6 clusters each, grown a cluster at a time in turn. TREE holds
-# the files written.
+# and b of 6 clusters each, grown a cluster at a time in turn (f1..f7 hold
+# text, but f4 0xff bytes, the others random bytes). TREE holds the files
+# written.
 fuse_image() {
 	require_root
 	require_cmd mount.exfat-fuse
@@ -102,7 +103,8 @@ fuse_image() {
 	local base=$BATS_FILE_TMPDIR/fuse.img k
 	if [ ! -f "$base" ]; then
 		rm -rf "$TREE"; mkdir -p "$TREE/d"
-		for k in 1 2 3 4 5 6 7; do head -c $((k * 5000 + 300)) /dev/urandom > "$TREE/f$k"; done
+		for k in 1 2 3 5 6 7; do seq -f "f$k %g" 100000 | head -c $((k * 5000 + 300)) > "$TREE/f$k"; done
+		head -c 20300 /dev/zero | tr '\0' '\377' > "$TREE/f4"
 		head -c 9000 /dev/urandom > "$TREE/d/g"
 		head -c 24576 /dev/urandom > "$TREE/a"; head -c 24576 /dev/urandom > "$TREE/b"
 		truncate -s 64M "$base.new"; /usr/sbin/mkfs.exfat "$base.new" >/dev/null
@@ -321,7 +323,7 @@ checked() {
 	done
 }
 
-# ---- conflicting claims: decided by evidence -------------------------------
+# ---- conflicting claims: decided by evidence, shared clusters copied ---------
 # On a volume written through exfat-fuse; every kept file is read back
 # through exfat-fuse and compared by sha256.
 
@@ -362,6 +364,45 @@ checked() {
 	repair
 	[ "$(field /b 3)" -eq 0 ]
 	same a a f7 f7 d/g d/g
+}
+
+@test "cross-link: two chains that agree with their sizes and merge both keep their data: the later one gets a copy" {
+	fuse_image
+	local a1 a2 b1; a1=$(field /a 2) b1=$(field /b 2); a2=$(fat_of "$a1")
+	# b's chain joins a's at its second cluster: both are 6 clusters long, as their sizes say.
+	set_fat "$b1" "$a2"
+	checked cross-link /b
+	echo "$PROBLEM" | jq -e --arg m "shares 5 clusters from cluster $a2 (after 1 clusters) with /a; both files' entries, chains and bitmap agree" \
+		'.message == $m and .repair == "copy the shared clusters (20480 bytes) to free ones for this file"'
+	repair
+	[ "$(field /b 2)" -eq "$b1" ] && [ "$(fat_of "$b1")" -ne "$a2" ]
+	{ head -c 4096 "$TREE/b"; tail -c +4097 "$TREE/a"; } > "$BATS_TEST_TMPDIR/b-now"
+	same a a b "$BATS_TEST_TMPDIR/b-now" f5 f5 f7 f7
+	# A directory that shares a file's first cluster gets its copy there:
+	# it is read (and repaired: 0xff bytes are stray entries) in the copy,
+	# never in the file's data.
+	fuse_image
+	local f4; f4=$(field /f4 2)
+	poke $(($(field /d 1) + 32 + 20)) $(le32 "$f4")
+	loc fixsum /d
+	checked cross-link /d
+	echo "$PROBLEM" | jq -e '.repair == "copy the shared cluster (4096 bytes) to free ones for this file"'
+	repair
+	[ "$(field /d 2)" -ne "$f4" ]
+	same f4 f4 f5 f5 a a
+}
+
+@test "cross-link: with no free cluster for the copy, the later file is cut back and the loss said in bytes" {
+	fuse_image
+	fill() { dd if=/dev/zero of="$MNT/fill" bs=4k status=none 2>/dev/null; [ "$(stat -f -c %a "$MNT")" -eq 0 ]; }
+	on_fuse "$IMG" fill
+	local a2 b1; a2=$(fat_of "$(field /a 2)") b1=$(field /b 2)
+	set_fat "$b1" "$a2"
+	checked cross-link /b
+	echo "$PROBLEM" | jq -e '.repair == "truncate to 4096 bytes, losing 20480 bytes: no free clusters to copy the shared ones to"'
+	repair
+	[ "$(field /b 3)" -eq 4096 ]
+	same a a b b 4096 f1 f1 f7 f7
 }
 
 # ---- allocation bitmap ---------------------------------------------------

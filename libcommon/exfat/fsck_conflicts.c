@@ -16,8 +16,11 @@
  * before the clusters the bitmap marks free there); the other keeps all of
  * its clusters, and the check goes on with them. A file whose entry, chain
  * and bitmap agree is never cut back in favour of one that does not.
- * When the evidence weighs the same against both (nothing against either
- * included), the later claim (in walk order) is cut back. The root directory, the
+ * When nothing weighs against either, the two chains truly share clusters
+ * (a cross-link): the waiting file gets a copy of the shared clusters in free
+ * ones, so both keep their data; with no room for it, it is cut back, and
+ * the bytes lost are said. When the evidence weighs the same against both,
+ * the later claim (in walk order) is cut back. The root directory, the
  * allocation bitmap and the up-case table, a cluster marked bad, and a
  * directory already checked never give up clusters.
  *
@@ -696,6 +699,60 @@ static void cut_where_stopped(struct vol *v, struct census *cs, uint32_t p)
 	settle_pending(v, cs, p, 0);
 }
 
+/* Is there room for need free clusters (neither claimed nor marked used)? */
+static bool room_for(struct vol *v, struct settle *st, uint64_t need)
+{
+	uint64_t n = 0;
+	for (uint32_t k = 0; k < v->cc && n < need; k++)
+		if (!exfat_bitmap_test(v->used, k) && !disk_bit(v, st, k + EXFAT_FIRST_CLUSTER))
+			n++;
+	return n >= need;
+}
+
+/* Gives the waiting claim p its own copy of the clusters from its index
+ * idx on, in free clusters, linked as a FAT chain. */
+static void copy_shared(struct vol *v, struct side *p)
+{
+	struct claimant *c = p->c;
+	uint32_t need = p->n - p->idx, cursor = 0, prev = p->idx ? p->list[p->idx - 1] : 0;
+	uint8_t *buf = malloc(v->csize), *set = read_set(v, c);
+	if (!buf || !set) {
+		if (!buf)
+			fsck_fail_op(v, "out of memory");
+		free(buf), free(set);
+		return;
+	}
+	struct exfat_stream_entry *se = (struct exfat_stream_entry *)(set + EXFAT_ENTRY_SIZE);
+	if (c->contiguous) {
+		/* Its clusters are no longer in one run: a FAT chain says so. */
+		for (uint32_t k = 0; k + 1 < p->idx; k++)
+			fsck_fat_set(v, p->list[k], p->list[k + 1]);
+		se->flags &= (uint8_t)~EXFAT_SF_NO_FAT_CHAIN;
+	}
+	uint32_t done = 0;
+	for (; done < need && !v->failed; done++) {
+		uint32_t copy = fsck_alloc_cluster(v, &cursor);
+		if (!copy || fsck_dev_read(v, fsck_cluster_pos(v, p->list[p->idx + done]), buf, v->csize) < 0 ||
+		    fsck_dev_write(v, fsck_cluster_pos(v, copy), buf, v->csize) < 0)
+			break;
+		if (prev) {
+			fsck_fat_set(v, prev, copy);
+		} else {
+			se->first_cluster = htole32(copy);
+			c->first = copy;
+		}
+		p->list[p->idx + done] = copy;
+		prev = copy;
+	}
+	if (prev)
+		fsck_fat_set(v, prev, EXFAT_FAT_EOC);
+	write_set(v, c, set);
+	free(buf), free(set);
+	c->contiguous = false;
+	c->held = p->idx + done;
+	c->last = prev;
+}
+
 /* ---- settling -------------------------------------------------------------- */
 
 /* Goes on walking the waiting claim p from the cluster it ran into. */
@@ -771,7 +828,11 @@ static void decide(struct vol *v, struct settle *st, struct census *cs, uint32_t
 	cs->changed[p] = true;
 	if (cs->self[p] != NONE)
 		cs->h[cs->self[p]].changed = true;
-	if (!H.bad && !H.fixed && wh > wp) {
+	if (H.bad || (H.fixed ? wp && wp >= wh : wp > wh || (wp && wp == wh))) {
+		/* The waiting claim fails the evidence (or as much as the other). */
+		cut_loser(v, st, &P, &H, c->held, H.bad || wp == wh);
+		settle_pending(v, cs, p, 0);
+	} else if (!H.fixed && wh > wp) {
 		hd->changed = true;
 		if (cut_loser(v, st, &H, &P, H.n, false)) {
 			if (hd->pending != NONE)
@@ -782,10 +843,28 @@ static void decide(struct vol *v, struct settle *st, struct census *cs, uint32_t
 			settle_pending(v, cs, p, 0);
 		}
 	} else {
-		/* The waiting claim fails the evidence, or as much as the other,
-		 * or the other never gives clusters up. */
-		cut_loser(v, st, &P, &H, c->held, H.bad || wp <= wh);
-		settle_pending(v, cs, p, 0);
+		/* Both claims rest on agreeing evidence: a true cross-link. */
+		uint32_t need = P.n - P.idx;
+		char why[320], repair[160];
+		snprintf(why, sizeof(why), "shares %u cluster%s from cluster %u (after %u clusters) with %s%s", need,
+			 need == 1 ? "" : "s", c->at, P.idx, H.what,
+			 wp || wh ? "" : "; both files' entries, chains and bitmap agree");
+		if (room_for(v, st, need)) {
+			snprintf(repair, sizeof(repair), "copy the shared cluster%s (%llu bytes) to free ones for this file",
+				 need == 1 ? "" : "s", (unsigned long long)need << v->cshift);
+			if (fsck_problem(v, "cross-link", c->path, c->pos[1], false, repair, "%s", why)) {
+				copy_shared(v, &P);
+				note_set(v, c->key, 0, 0, c->held);
+			}
+			settle_pending(v, cs, p, 0);
+		} else {
+			uint64_t keep = kept_bytes(v, c, P.idx);
+			snprintf(repair, sizeof(repair), "truncate to %llu bytes, losing %llu bytes: no free clusters "
+				 "to copy the shared ones to", (unsigned long long)keep, (unsigned long long)(c->len - keep));
+			if (fsck_problem(v, "cross-link", c->path, c->pos[1], false, repair, "%s", why))
+				cut(v, &P, c->held, P.idx, true);
+			settle_pending(v, cs, p, 0);
+		}
 	}
 	free(P.list);
 }
