@@ -92,9 +92,9 @@ on_fuse() {
 # fuse_image: IMG becomes a 64 MiB volume made by Debian's mkfs.exfat (4 KiB
 # clusters) and written through exfat-fuse, as most cards are: contiguous
 # files f1..f5, d/ and d/g, f6, f7 one after another, then two FAT chains a
-# and b of 6 clusters each, grown a cluster at a time in turn (f1..f7 hold
-# text, but f4 0xff bytes, the others random bytes). TREE holds the files
-# written.
+# and b of 6 clusters each, grown a cluster at a time in turn, then a
+# contiguous z, the last clusters in use (f1..f7 hold text, but f4 0xff
+# bytes, the others random bytes). TREE holds the files written.
 fuse_image() {
 	require_root
 	require_cmd mount.exfat-fuse
@@ -107,6 +107,7 @@ fuse_image() {
 		head -c 20300 /dev/zero | tr '\0' '\377' > "$TREE/f4"
 		head -c 9000 /dev/urandom > "$TREE/d/g"
 		head -c 24576 /dev/urandom > "$TREE/a"; head -c 24576 /dev/urandom > "$TREE/b"
+		head -c 10000 /dev/urandom > "$TREE/z"
 		truncate -s 64M "$base.new"; /usr/sbin/mkfs.exfat "$base.new" >/dev/null
 		on_fuse "$base.new" write_fuse_tree
 		mv "$base.new" "$base"
@@ -121,17 +122,18 @@ write_fuse_tree() {
 		dd if="$TREE/a" bs=4096 skip=$k count=1 status=none >> "$MNT/a" &&
 			dd if="$TREE/b" bs=4096 skip=$k count=1 status=none >> "$MNT/b" || return 1
 	done
+	cp "$TREE/z" "$MNT/"
 }
 
-# grow PATH BYTES: raises DataLength and ValidDataLength by BYTES; the set
-# checksum is recomputed, so only the size is wrong.
+# grow PATH BYTES [damaged]: raises DataLength and ValidDataLength by BYTES;
+# the set checksum is recomputed (so only the size is wrong) unless damaged.
 grow() {
 	local off len vdl
 	off=$(field "$1" 1)
 	vdl=$(od -An -tu8 -j $((off + 32 + 8)) -N8 "$IMG") len=$(od -An -tu8 -j $((off + 32 + 24)) -N8 "$IMG")
 	poke $((off + 32 + 8)) $(le64 $((vdl + $2)))
 	poke $((off + 32 + 24)) $(le64 $((len + $2)))
-	loc fixsum "$1"
+	[ "${3:-}" = damaged ] || loc fixsum "$1"
 }
 
 fat_of() { od -An -tu4 -j "$(loc fat "$1")" -N4 "$IMG" | tr -d ' '; }
@@ -337,6 +339,26 @@ checked() {
 	repair
 	[ "$(field /f5 3)" -eq 28672 ]
 	same f5 f5 + f1 f1 f2 f2 f3 f3 f4 f4 d/g d/g f6 f6 f7 f7 a a b b
+}
+
+@test "extent-free: a damaged entry's NoFatChain extent is cut back to the clusters the bitmap marks; the bitmap alone cuts nothing" {
+	fuse_image
+	# z's entry set is damaged: its size now runs 10 clusters into free space.
+	grow /z 40960 damaged
+	checked extent-free /z
+	echo "$PROBLEM" | jq -e --arg m "its size reaches past its own clusters: the last 10 of the 13 clusters from $(field /z 2) are marked free in the allocation bitmap" \
+		'.message == $m and .repair == "truncate to 12288 bytes"'
+	repair
+	[ "$(field /z 3)" -eq 12288 ]
+	same z z + a a f7 f7
+	# An intact entry whose size runs into free clusters keeps it: they are marked used.
+	fuse_image
+	grow /z 40960
+	run -4 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
+	echo "$output" | jq -e '[.problems[].code] == ["bitmap-free-in-use"]'
+	repair
+	[ "$(field /z 3)" -eq 50960 ]
+	same z z + a a
 }
 
 @test "cross-link: a chain that runs onto another file's first cluster is cut back; that file keeps its data" {

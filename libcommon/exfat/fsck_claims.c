@@ -217,10 +217,11 @@ static bool chain_disagrees(const struct chain *ch, uint64_t want)
 	return ch->count < want || ch->extra;
 }
 
-/* A chain that ran into a cluster another chain holds: it keeps the
- * clusters before it, and waits with what a repair after the walk needs. */
+/* A chain that ran into a cluster another chain holds (or an extent whose
+ * end the bitmap is to say, kind CLAIM_TAIL): it keeps the clusters before
+ * it, and waits with what a repair after the walk needs. */
 static int defer_claim(struct dir_ctx *d, const struct set_at *set, struct fpath *path, bool is_dir,
-		       uint64_t want, const struct chain *ch)
+		       uint64_t want, const struct chain *ch, unsigned kind)
 {
 	struct vol *v = d->v;
 	const struct exfat_stream_entry *st = (const void *)fsck_entry_at(d, set->entry + 1);
@@ -236,8 +237,8 @@ static int defer_claim(struct dir_ctx *d, const struct set_at *set, struct fpath
 				.first = exfat_le32(st->first_cluster), .want = want,
 				.len = is_dir ? dir_bytes(v, exfat_le64(st->data_length)) : exfat_le64(st->data_length),
 				.contiguous = st->flags & EXFAT_SF_NO_FAT_CHAIN, .is_dir = is_dir, .held = ch->count,
-				.last = ch->last, .at = ch->bad,
-				.flags = CLAIM_PENDING | (set->suspect ? CLAIM_SUSPECT : 0) };
+				.last = ch->last, .at = ch->bad, .stop = ch->stop,
+				.flags = kind | (set->suspect ? CLAIM_SUSPECT : 0) };
 	c->path = strdup(fsck_fp(path));
 	c->pos = malloc(sizeof(uint64_t) * set->span);
 	if (!c->path || !c->pos) {
@@ -247,7 +248,7 @@ static int defer_claim(struct dir_ctx *d, const struct set_at *set, struct fpath
 	for (uint32_t k = 0; k < set->span; k++)
 		c->pos[k] = fsck_entry_pos(d, set->entry + k);
 	v->npending++;
-	return fsck_note_claim(v, c->key, c->flags, c->held);
+	return fsck_note_claim(v, c->key, c->flags, kind == CLAIM_PENDING ? c->held : CLAIM_HELD_ALL);
 oom:
 	fsck_fail_op(v, "out of memory");
 	return -1;
@@ -313,8 +314,10 @@ int fsck_check_stream_data(struct dir_ctx *d, const struct set_at *set, struct f
 		return -1;
 	if (ch.stop == CH_CROSS) {
 		free(ch.list);
-		return defer_claim(d, set, path, is_dir, want, &ch);
+		return defer_claim(d, set, path, is_dir, want, &ch, CLAIM_PENDING);
 	}
+	if (contiguous && !is_dir && ch.count && (set->suspect || ch.stop == CH_BROKEN))
+		return defer_claim(d, set, path, is_dir, want, &ch, CLAIM_TAIL);
 	unsigned against = (set->suspect ? CLAIM_SUSPECT : 0) | (chain_disagrees(&ch, want) ? CLAIM_CHAIN : 0);
 	if (against && fsck_note_claim(v, key, against, CLAIM_HELD_ALL) < 0) {
 		free(ch.list);

@@ -877,11 +877,60 @@ static void give_up(struct vol *v)
 			cut_where_stopped(v, NULL, p);
 }
 
+/* A file's NoFatChain extent whose entry set was damaged, or which runs
+ * past the heap: the clusters at its end that the bitmap marks free are not
+ * its own (with nothing else to say so, the bitmap alone cuts nothing). Then
+ * the repairs of its stop and sizes, as the walk would have made them. */
+static void settle_tail(struct vol *v, struct settle *st, struct claimant *c)
+{
+	c->flags &= ~(unsigned)CLAIM_TAIL;
+	struct claim_note *n = note_find(v, c->key);
+	if (n && n->flags & CLAIM_CUT)
+		return; /* cut back by a conflict, to what the bitmap marks */
+	uint32_t keep = c->held;
+	while (keep && !disk_bit(v, st, c->first + keep - 1))
+		keep--;
+	if (keep && keep < c->held) {
+		char repair[64];
+		snprintf(repair, sizeof(repair), "truncate to %llu bytes", (unsigned long long)kept_bytes(v, c, keep));
+		bool fix = fsck_problem(v, "extent-free", c->path, c->pos[1], false, repair,
+					"its size reaches past its own clusters: the last %u of the %u clusters from %u "
+					"are marked free in the allocation bitmap", c->held - keep, c->held, c->first);
+		if (fix || !v->o->writable) {
+			struct side s = { .c = c, .n = c->held };
+			s.list = fsck_chain_list(v, c->first, true, c->held);
+			if (s.list)
+				cut(v, &s, c->held, keep, fix);
+			free(s.list);
+			return;
+		}
+	}
+	uint8_t *set = read_set(v, c);
+	if (!set)
+		return;
+	struct chain ch = { .count = c->held, .last = c->last, .bad = c->at, .stop = c->stop };
+	struct fpath fp = { .dir = c->path, .s = c->path };
+	bool changed = false;
+	fsck_stream_stop(v, (struct exfat_stream_entry *)(set + EXFAT_ENTRY_SIZE), &fp, c->pos[1], c->key, false, &ch,
+			 &changed);
+	if (changed)
+		write_set(v, c, set);
+	free(set);
+}
+
+static bool waiting(const struct vol *v)
+{
+	for (size_t k = 0; k < v->npending; k++)
+		if (v->pending[k].flags & CLAIM_PENDING)
+			return true;
+	return false;
+}
+
 static void drop_settled(struct vol *v)
 {
 	size_t n = 0;
 	for (size_t k = 0; k < v->npending; k++) {
-		if (v->pending[k].flags & CLAIM_PENDING)
+		if (v->pending[k].flags & (CLAIM_PENDING | CLAIM_TAIL))
 			v->pending[n++] = v->pending[k];
 		else
 			claimant_free(&v->pending[k]);
@@ -901,7 +950,7 @@ bool fsck_settle_claims(struct vol *v)
 		fsck_fail_op(v, "out of memory");
 		return false;
 	}
-	while (v->npending && !v->failed && !v->quit) {
+	while (waiting(v) && !v->failed && !v->quit) {
 		if (++v->settle_rounds > MAX_SETTLE_ROUNDS) {
 			give_up(v);
 			drop_settled(v);
@@ -926,6 +975,12 @@ bool fsck_settle_claims(struct vol *v)
 		if (v->nstack)
 			break; /* the census only counts directories the walk has read */
 	}
+	/* Once no claim waits, the extents whose end the bitmap says. */
+	if (!v->nstack && !waiting(v))
+		for (size_t k = 0; k < v->npending && !v->failed && !v->quit; k++)
+			if (v->pending[k].flags & CLAIM_TAIL)
+				settle_tail(v, st, &v->pending[k]);
+	drop_settled(v);
 	free(st->scratch.bits);
 	free(st);
 	return v->nstack > 0;

@@ -243,7 +243,9 @@ struct set_at {
 /* The chain of the set's stream entry and its sizes: claims its clusters
  * (a directory's list in *dir_clusters). A chain that is broken or loops is
  * cut back to the clusters before; one that runs into a cluster another
- * chain holds waits in v->pending for fsck_settle_claims(). */
+ * chain holds waits in v->pending for fsck_settle_claims(), and so does a
+ * file's NoFatChain extent when its entry set was damaged or it runs past
+ * the heap (the bitmap then says where it ends). */
 int fsck_check_stream_data(struct dir_ctx *d, const struct set_at *set, struct fpath *path, bool is_dir,
 			   uint32_t **dir_clusters, uint32_t *dir_count, bool *changed);
 /* After the walk stopped at ch: the repairs of a chain that ended before
@@ -271,6 +273,7 @@ enum {
 	CLAIM_CHAIN = 2,        /* its chain disagreed with its size (short, broken, loop, past it) */
 	CLAIM_PENDING = 4,      /* waits in v->pending */
 	CLAIM_CUT = 8,          /* cut back by a settled conflict */
+	CLAIM_TAIL = 16,        /* a NoFatChain extent whose end waits for the bitmap */
 };
 #define CLAIM_HELD_ALL UINT32_MAX
 
@@ -292,7 +295,8 @@ struct claimant {
 	bool contiguous, is_dir;
 	uint32_t held;          /* clusters of its chain it holds */
 	uint32_t last;          /* the last of them */
-	uint32_t at;            /* the cluster it ran into */
+	uint32_t at;            /* pending: the cluster it ran into (else what stopped it) */
+	enum chain_stop stop;   /* how its walk stopped */
 	unsigned flags;
 };
 
