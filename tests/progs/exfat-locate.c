@@ -1,10 +1,13 @@
 /* Finds exFAT structures in an image so tests can damage exactly one of them:
  *   exfat-locate IMAGE entry PATH   byte offset of PATH's file entry, its first
  *                                   cluster, data length and entry count
- *   exfat-locate IMAGE fat N        byte offset of FAT entry N
+ *   exfat-locate IMAGE fat N [F]    byte offset of FAT entry N (in FAT F: 0 the
+ *                                   first, 1 the second)
  *   exfat-locate IMAGE cluster N    byte offset of cluster N
  *   exfat-locate IMAGE bitmap|upcase|root   byte offset of that structure's first cluster,
  *                                   and for bitmap/upcase also its entry's offset
+ *   exfat-locate IMAGE bitmap N     the same for the N-th bitmap entry (from 0;
+ *                                   two FATs have two)
  *   exfat-locate IMAGE type T       byte offset of the root's first entry of type T
  *                                   (0: the end-of-directory mark)
  *   exfat-locate IMAGE fixsum PATH|OFFSET  recomputes the SetChecksum of PATH's
@@ -32,9 +35,11 @@ static uint32_t next_cluster(uint32_t c)
 	return exfat_get_le32(b);
 }
 
-/* Looks for entry type `type` (or the file named `name`) in the directory
- * starting at `first`; returns the entry's byte offset or 0. */
-static uint64_t find(uint32_t first, bool contiguous, uint8_t type, const char *name, uint8_t out[32 * 19])
+/* Looks for entry type `type` (past `skip` others of that type), or the
+ * file named `name`, in the directory starting at `first`; returns the
+ * entry's byte offset or 0. */
+static uint64_t find(uint32_t first, bool contiguous, uint8_t type, unsigned skip, const char *name,
+		     uint8_t out[32 * 19])
 {
 	uint64_t cs = exfat_cluster_size(&bs);
 	uint8_t *buf = malloc(cs);
@@ -49,7 +54,7 @@ static uint64_t find(uint32_t first, bool contiguous, uint8_t type, const char *
 			}
 			if (buf[k] == 0)
 				goto out;
-			if (type && buf[k] == type) {
+			if (type && buf[k] == type && !skip--) {
 				free(buf);
 				return base + k;
 			}
@@ -85,7 +90,7 @@ static uint64_t resolve(const char *path, uint8_t set[32 * 19])
 	bool contiguous = false;
 	uint64_t at = 0;
 	for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
-		at = find(dir, contiguous, 0, part, set);
+		at = find(dir, contiguous, 0, 0, part, set);
 		if (!at)
 			break;
 		const struct exfat_stream_entry *st = (const void *)(set + 32);
@@ -132,18 +137,21 @@ int main(int argc, char **argv)
 		printf("%" PRIu64 " %u %" PRIu64 " %u\n", at, exfat_le32(st->first_cluster),
 		       exfat_le64(st->data_length), 1 + set[1]);
 	} else if (!strcmp(cmd, "type")) {
-		uint64_t at = find(root, false, (uint8_t)strtoul(arg, NULL, 0), NULL, set);
+		uint64_t at = find(root, false, (uint8_t)strtoul(arg, NULL, 0), 0, NULL, set);
 		if (!at)
 			return 1;
 		printf("%" PRIu64 "\n", at);
 	} else if (!strcmp(cmd, "fat")) {
-		printf("%" PRIu64 "\n", ((uint64_t)exfat_le32(bs.fat_offset) << bs.sector_shift) + (uint64_t)strtoull(arg, NULL, 0) * 4);
+		uint64_t which = argc > 4 ? strtoull(argv[4], NULL, 0) : 0;
+		printf("%" PRIu64 "\n", ((exfat_le32(bs.fat_offset) + which * exfat_le32(bs.fat_length)) << bs.sector_shift) +
+					 (uint64_t)strtoull(arg, NULL, 0) * 4);
 	} else if (!strcmp(cmd, "cluster")) {
 		printf("%" PRIu64 "\n", exfat_cluster_offset(&bs, (uint32_t)strtoul(arg, NULL, 0)));
 	} else if (!strcmp(cmd, "root")) {
 		printf("%" PRIu64 "\n", exfat_cluster_offset(&bs, root));
 	} else if (!strcmp(cmd, "bitmap") || !strcmp(cmd, "upcase")) {
-		uint64_t at = find(root, false, !strcmp(cmd, "bitmap") ? EXFAT_ENTRY_BITMAP : EXFAT_ENTRY_UPCASE, NULL, set);
+		uint64_t at = find(root, false, !strcmp(cmd, "bitmap") ? EXFAT_ENTRY_BITMAP : EXFAT_ENTRY_UPCASE,
+				   (unsigned)strtoul(arg, NULL, 0), NULL, set);
 		if (!at || kb_pread_full(fd, set, 32, at) < 0)
 			return 1;
 		printf("%" PRIu64 " %" PRIu64 "\n", exfat_cluster_offset(&bs, exfat_get_le32(set + 20)), at);
