@@ -325,6 +325,49 @@ checked() {
 	done
 }
 
+@test "fat-copy: with two FATs, the one not in use is repaired from the one in use, and repairs go to both" {
+	# Two FATs and two allocation bitmaps, as TexFAT lays them out (neither
+	# mkfs makes them; Debian's fsck and exfat-fuse refuse such volumes).
+	"$KBOX_TESTBIN/exfat-craft" "$IMG" texfat
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	local first fat0 fat1; first=$(field /dir/sub/c.bin 2) fat0=$(loc fat 0) fat1=$(loc fat 0 1)
+	fats_equal() { cmp <(tail -c +$((fat0 + 1)) "$IMG" | head -c $((fat1 - fat0))) <(tail -c +$((fat1 + 1)) "$IMG" | head -c $((fat1 - fat0))); }
+	poke "$(loc fat "$first" 1)" $(le32 12345)
+	checked fat-copy ""
+	echo "$PROBLEM" | jq -e --arg m "the second FAT (not in use) differs from the first (in use) in 1 entries (first: entry $first)" \
+		'.message == $m and .repair == "copy the FAT in use over it"'
+	run -1 "$KBOX" fsck.exfat -y "$IMG"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	fats_equal
+	# A repair of the FAT in use is made in both: a chain cut short in both.
+	set_fat $((first + 6)) 0xFFFFFFFF
+	poke "$(loc fat $((first + 6)) 1)" ff ff ff ff
+	detect chain-short
+	run -1 "$KBOX" fsck.exfat -y "$IMG"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	fats_equal
+	# The other FAT's allocation bitmap is repaired from the one in use.
+	local bm1; bm1=$(loc bitmap 1 | cut -d' ' -f1)
+	poke $((bm1 + 1000)) 5a
+	checked bitmap-copy ""
+	echo "$PROBLEM" | jq -e '.message | startswith("the allocation bitmap of the FAT not in use differs from the one in use in 4 clusters")'
+	run -1 "$KBOX" fsck.exfat -y "$IMG"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	cmp <(tail -c +$((bm1 + 1)) "$IMG" | head -c 1984) <(tail -c +$(($(loc bitmap | cut -d' ' -f1) + 1)) "$IMG" | head -c 1984)
+	# VolumeFlags ActiveFat: the second FAT is in use, the first is repaired from it.
+	poke 106 "$(printf %02x $(( $(od -An -tu1 -j 106 -N1 "$IMG") | 1 )))"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	poke "$(loc fat "$first")" $(le32 777)
+	checked fat-copy ""
+	echo "$PROBLEM" | jq -e '.message | startswith("the first FAT (not in use) differs from the second (in use) in 1 entries")'
+	run -1 "$KBOX" fsck.exfat -y "$IMG"
+	run -0 "$KBOX" fsck.exfat -n "$IMG"
+	fats_equal
+	# The files read back through exfat-fuse once the volume has one FAT again.
+	"$KBOX_TESTBIN/exfat-craft" "$IMG" onefat
+	same dir/sub/c.bin dir/sub/c.bin 28672 dir/b.bin dir/b.bin a.txt a.txt keep.txt keep.txt
+}
+
 # ---- conflicting claims: decided by evidence, shared clusters copied ---------
 # On a volume written through exfat-fuse; every kept file is read back
 # through exfat-fuse and compared by sha256.

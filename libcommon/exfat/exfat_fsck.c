@@ -241,7 +241,8 @@ static void free_vol(struct vol *v)
 		free(v->stack[k].path), free(v->stack[k].clusters);
 	free(v->stack);
 	free(v->boot), free(v->fat), free(v->fat_win), free(v->fat_dirty), free(v->fat_loaded), free(v->used), free(v->used_pages);
-	free(v->disk_bm), free(v->bm_dirty), free(v->bm_clusters), free(v->upcase), free(v->root_clusters);
+	free(v->disk_bm), free(v->bm_dirty), free(v->bm_clusters), free(v->bm_copy_clusters), free(v->upcase);
+	free(v->root_clusters);
 	fsck_claims_free(v);
 }
 

@@ -455,6 +455,8 @@ static int census_run(struct vol *v, struct census *cs)
 	int rc = census_structure(v, cs, v->root_clusters, v->root_count, "the root directory");
 	if (!rc)
 		rc = census_structure(v, cs, v->bm_clusters, v->bm_count, "the allocation bitmap");
+	if (!rc)
+		rc = census_structure(v, cs, v->bm_copy_clusters, v->bm_copy_count, "the other FAT's allocation bitmap");
 	if (!rc && upcase)
 		rc = census_structure(v, cs, upcase, v->upcase_count, "the up-case table");
 	free(upcase);

@@ -2,7 +2,10 @@
  *
  * Reads the active FAT (64 KiB at a time on first use when repairs may be
  * made; through a few small windows for a read-only check), checks its first
- * two entries, and writes back the pages repairs changed. Reads the allocation
+ * two entries, and writes back the pages repairs changed. With two FATs
+ * (TexFAT), the one not in use (VolumeFlags ActiveFat) is compared with the
+ * one in use and repaired from it, and every page written goes to both; so
+ * does the other FAT's allocation bitmap, against the one in use. Reads the allocation
  * bitmap through its root directory entry (size, chain) and, once the walk
  * has claimed every cluster in use (fsck_claims.c), compares the two: a
  * cluster in use but marked free, a cluster marked used that no file owns
@@ -17,6 +20,7 @@
 
 #define FAT_PAGE_ENTRIES 1024u           /* dirty tracking granularity: 4 KiB of FAT */
 #define BM_READ_BYTES (64u << 10)       /* read-only bitmap check: bytes per read */
+#define FAT_COMPARE_BYTES (256u << 10)  /* two FATs compared: bytes of each per read */
 
 /* ---- the FAT ------------------------------------------------------------- */
 
@@ -68,6 +72,52 @@ void fsck_fat_set(struct vol *v, uint32_t c, uint32_t value)
 	v->fat_dirty[c / FAT_PAGE_ENTRIES] = 1;
 }
 
+/* With two FATs, the one not in use must hold what the one in use holds:
+ * both are read side by side in large pieces and compared entry by entry
+ * (as on disk, before any repair); the repair rewrites every page that
+ * differs from the FAT in use, as repaired. */
+static void check_fat_copy(struct vol *v)
+{
+	const struct exfat_boot_sector *bs = v->bs;
+	if (bs->number_of_fats != 2)
+		return;
+	bool second_active = exfat_le16(bs->volume_flags) & EXFAT_FLAG_ACTIVE_FAT;
+	v->fat_copy_off = ((uint64_t)exfat_le32(bs->fat_offset) + (second_active ? 0 : exfat_le32(bs->fat_length)))
+			  << bs->sector_shift;
+	uint64_t entries = (uint64_t)v->cc + 2, differ = 0, first = 0;
+	uint8_t *diff = calloc(entries / FAT_PAGE_ENTRIES + 1, 1);
+	uint32_t *in_use = malloc(FAT_COMPARE_BYTES), *copy = malloc(FAT_COMPARE_BYTES);
+	if (!diff || !in_use || !copy) {
+		fsck_fail_op(v, "out of memory");
+		goto out;
+	}
+	for (uint64_t at = 0, n; at < entries; at += n) {
+		n = entries - at < FAT_COMPARE_BYTES / 4 ? entries - at : FAT_COMPARE_BYTES / 4;
+		if (fsck_dev_read(v, v->fat_off + at * 4, in_use, n * 4) < 0 ||
+		    fsck_dev_read(v, v->fat_copy_off + at * 4, copy, n * 4) < 0)
+			goto out;
+		if (!memcmp(in_use, copy, n * 4))
+			continue;
+		for (uint64_t k = 0; k < n; k++)
+			if (in_use[k] != copy[k]) {
+				if (!differ++)
+					first = at + k;
+				diff[(at + k) / FAT_PAGE_ENTRIES] = 1;
+			}
+	}
+	if (differ && fsck_problem(v, "fat-copy", "", v->fat_copy_off + first * 4, true, "copy the FAT in use over it",
+				   "the %s FAT (not in use) differs from the %s (in use) in %llu entries (first: entry %llu)",
+				   second_active ? "first" : "second", second_active ? "second" : "first",
+				   (unsigned long long)differ, (unsigned long long)first))
+		for (uint64_t p = 0; p * FAT_PAGE_ENTRIES < entries; p++)
+			if (diff[p]) {
+				fsck_fat_get(v, (uint32_t)(p * FAT_PAGE_ENTRIES)); /* its chunk read in */
+				v->fat_dirty[p] = 1;
+			}
+out:
+	free(diff), free(in_use), free(copy);
+}
+
 int fsck_read_fat(struct vol *v)
 {
 	uint64_t entries = (uint64_t)v->cc + 2;
@@ -99,7 +149,8 @@ int fsck_read_fat(struct vol *v)
 			fsck_fat_set(v, 1, EXFAT_FAT_EOC);
 		}
 	}
-	return 0;
+	check_fat_copy(v);
+	return v->failed ? -1 : 0;
 }
 
 int fsck_write_fat(struct vol *v)
@@ -115,7 +166,8 @@ int fsck_write_fat(struct vol *v)
 		uint64_t n = entries - first < FAT_PAGE_ENTRIES ? entries - first : FAT_PAGE_ENTRIES;
 		for (uint64_t k = 0; k < n; k++)
 			page[k] = htole32(v->fat[first + k]);
-		if (fsck_dev_write(v, v->fat_off + first * 4, page, n * 4) < 0)
+		if (fsck_dev_write(v, v->fat_off + first * 4, page, n * 4) < 0 ||
+		    (v->fat_copy_off && fsck_dev_write(v, v->fat_copy_off + first * 4, page, n * 4) < 0))
 			return -1;
 	}
 	return 0;
@@ -131,9 +183,12 @@ void fsck_load_bitmap(struct dir_ctx *d, uint32_t i)
 	uint64_t pos = fsck_entry_pos(d, i);
 	uint64_t need = ((uint64_t)v->cc + 7) / 8;
 	uint64_t len = exfat_le64(e->data_length);
-	if (v->bm_found) {
+	/* BitmapFlags bit 0 names the FAT a bitmap goes with. */
+	bool two = v->bs->number_of_fats == 2;
+	bool copy = two && (e->flags & 1) != !!(exfat_le16(v->bs->volume_flags) & EXFAT_FLAG_ACTIVE_FAT);
+	if (copy ? v->bm_copy_found : v->bm_found) {
 		if (fsck_problem(v, "bitmap-duplicate", "/", pos, false, "delete the extra entry",
-				 "second allocation bitmap entry (one FAT)"))
+				 two ? "second allocation bitmap entry for the same FAT" : "second allocation bitmap entry (one FAT)"))
 			fsck_delete_entries(d, i, 1);
 		return;
 	}
@@ -152,14 +207,22 @@ void fsck_load_bitmap(struct dir_ctx *d, uint32_t i)
 	if (ch.count < want) {
 		char why[200];
 		fsck_describe_stop(v, &ch, why, sizeof(why));
-		fsck_problem(v, "bitmap-chain", "/", pos, false, NULL, "allocation bitmap: %s", why);
-		fsck_fail(v, "the allocation bitmap is unusable");
+		fsck_problem(v, "bitmap-chain", "/", pos, false, NULL, "%sallocation bitmap: %s",
+			     copy ? "the other FAT's " : "", why);
+		if (!copy)
+			fsck_fail(v, "the allocation bitmap is unusable");
 		free(ch.list);
 		return;
 	}
 	if (ch.extra && fsck_problem(v, "chain-long", "/", pos, true, "end the chain at the bitmap size",
 				     "allocation bitmap chain continues past %llu clusters", (unsigned long long)want))
 		fsck_fat_set(v, ch.last, EXFAT_FAT_EOC);
+	if (copy) {
+		v->bm_copy_found = true;
+		v->bm_copy_clusters = ch.list;
+		v->bm_copy_count = ch.count;
+		return;
+	}
 	v->bm_found = true;
 	v->bm_first = exfat_le32(e->first_cluster);
 	v->bm_bytes = need;
@@ -345,10 +408,51 @@ static void check_bitmap_streamed(struct vol *v)
 	v->r->clusters_used += count_used(v);
 }
 
+/* With two FATs, the other FAT's bitmap must hold what the bitmap in use
+ * holds: both are compared as they are on the device, before this run
+ * writes either. Returns true when it is to be rewritten whole. */
+static bool check_bitmap_copy(struct vol *v)
+{
+	if (!v->bm_copy_found)
+		return false;
+	uint64_t differ = 0;
+	uint32_t first = 0;
+	uint8_t *in_use = malloc(v->csize), *copy = malloc(v->csize);
+	if (!in_use || !copy) {
+		fsck_fail_op(v, "out of memory");
+		goto out;
+	}
+	for (uint32_t k = 0; k < v->bm_count && k < v->bm_copy_count; k++) {
+		uint64_t start = (uint64_t)k << v->cshift;
+		uint64_t len = v->bm_bytes - start < v->csize ? v->bm_bytes - start : v->csize;
+		if (fsck_dev_read(v, fsck_cluster_pos(v, v->bm_clusters[k]), in_use, len) < 0 ||
+		    fsck_dev_read(v, fsck_cluster_pos(v, v->bm_copy_clusters[k]), copy, len) < 0)
+			goto out;
+		for (uint64_t i = 0; i < len; i++) {
+			unsigned x = in_use[i] ^ copy[i];
+			if (start + i == v->bm_bytes - 1 && v->cc % 8)
+				x &= (1u << (v->cc % 8)) - 1;
+			if (!x)
+				continue;
+			if (!differ)
+				first = (uint32_t)((start + i) * 8 + (unsigned)__builtin_ctz(x)) + EXFAT_FIRST_CLUSTER;
+			differ += (unsigned)__builtin_popcount(x);
+		}
+	}
+out:
+	free(in_use), free(copy);
+	return differ && !v->failed &&
+	       fsck_problem(v, "bitmap-copy", "", fsck_cluster_pos(v, v->bm_copy_clusters[0]), true,
+			    "copy the one in use over it",
+			    "the allocation bitmap of the FAT not in use differs from the one in use in %llu clusters (first: %u)",
+			    (unsigned long long)differ, first);
+}
+
 void fsck_check_bitmap(struct vol *v)
 {
 	uint64_t free_but_used, orphans;
 	uint32_t first_fbu = 0, first_orphan = 0;
+	bool copy_whole = check_bitmap_copy(v);
 	if (!v->disk_bm) {
 		check_bitmap_streamed(v);
 		return;
@@ -363,7 +467,12 @@ void fsck_check_bitmap(struct vol *v)
 	free_but_used = bits_only_in(v, v->used, v->disk_bm, false, &first_fbu);
 	bitmap_problems(v, free_but_used, first_fbu, orphans, first_orphan);
 	v->r->clusters_used += count_used(v);
-	for (uint32_t c = 0; c < v->bm_count; c++)
+	/* Every change goes to the other FAT's bitmap too. */
+	for (uint32_t c = 0; c < v->bm_count; c++) {
 		if (v->bm_dirty[c])
 			fsck_dev_write(v, fsck_cluster_pos(v, v->bm_clusters[c]), v->disk_bm + ((uint64_t)c << v->cshift), v->csize);
+		if ((v->bm_dirty[c] || copy_whole) && c < v->bm_copy_count)
+			fsck_dev_write(v, fsck_cluster_pos(v, v->bm_copy_clusters[c]), v->disk_bm + ((uint64_t)c << v->cshift),
+				       v->csize);
+	}
 }

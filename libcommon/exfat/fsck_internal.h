@@ -65,6 +65,7 @@ struct vol {
 	unsigned cshift;               /* log2 of the cluster size */
 	uint32_t cc;                   /* ClusterCount */
 	uint64_t fat_off;              /* bytes, the active FAT */
+	uint64_t fat_copy_off;         /* bytes, the other FAT of two (TexFAT), or 0 */
 	uint64_t heap_off;             /* bytes */
 	uint16_t orig_flags;
 	bool boot_writable;            /* main region valid (or restored): writes allowed */
@@ -86,6 +87,9 @@ struct vol {
 	uint8_t *bm_dirty;             /* per bitmap cluster: changed */
 	uint32_t *bm_clusters;
 	uint32_t bm_count;
+	bool bm_copy_found;            /* two FATs: the other FAT's bitmap */
+	uint32_t *bm_copy_clusters;
+	uint32_t bm_copy_count;
 	uint32_t *root_clusters;       /* the root directory's chain */
 	uint32_t root_count;
 
@@ -159,7 +163,9 @@ int fsck_check_boot(struct vol *v);
 
 /* ---- FAT and allocation bitmap (fsck_fat.c) ------------------------------ */
 
+/* Reads the active FAT's head; with two FATs, checks the other against it. */
 int fsck_read_fat(struct vol *v);
+/* Writes the FAT pages repairs changed, to both FATs when there are two. */
 int fsck_write_fat(struct vol *v);
 /* Reads the window or chunk holding FAT entry c; returns the entry. */
 uint32_t fsck_fat_fetch(struct vol *v, uint32_t c);
@@ -180,7 +186,9 @@ static inline uint32_t fsck_fat_get(struct vol *v, uint32_t c)
 }
 void fsck_fat_set(struct vol *v, uint32_t c, uint32_t value);
 /* The root directory's allocation bitmap entry (at entry i): its size and
- * chain; the bitmap is read unless the check is read-only. */
+ * chain; the bitmap is read unless the check is read-only. With two FATs,
+ * the entry whose BitmapFlags name the other FAT is that FAT's bitmap: its
+ * size and chain are checked and claimed. */
 void fsck_load_bitmap(struct dir_ctx *d, uint32_t i);
 /* After the walk: the on-disk bitmap against the clusters claimed. */
 void fsck_check_bitmap(struct vol *v);
