@@ -225,13 +225,10 @@ static int defer_claim(struct dir_ctx *d, const struct set_at *set, struct fpath
 {
 	struct vol *v = d->v;
 	const struct exfat_stream_entry *st = (const void *)fsck_entry_at(d, set->entry + 1);
-	if (v->npending == v->cappending) {
-		size_t ncap = v->cappending ? v->cappending * 2 : 16;
-		struct claimant *n = realloc(v->pending, ncap * sizeof(*n));
-		if (!n)
-			goto oom;
-		v->pending = n, v->cappending = ncap;
-	}
+	struct claimant *grown = fsck_grow(v, v->pending, &v->cappending, v->npending, sizeof(*grown));
+	if (!grown)
+		return -1;
+	v->pending = grown;
 	struct claimant *c = &v->pending[v->npending];
 	*c = (struct claimant){ .key = fsck_entry_pos(d, set->entry), .span = set->span,
 				.first = exfat_le32(st->first_cluster), .want = want,
@@ -243,15 +240,13 @@ static int defer_claim(struct dir_ctx *d, const struct set_at *set, struct fpath
 	c->pos = malloc(sizeof(uint64_t) * set->span);
 	if (!c->path || !c->pos) {
 		free(c->path), free(c->pos);
-		goto oom;
+		fsck_fail_op(v, "out of memory");
+		return -1;
 	}
 	for (uint32_t k = 0; k < set->span; k++)
 		c->pos[k] = fsck_entry_pos(d, set->entry + k);
 	v->npending++;
 	return fsck_note_claim(v, c->key, c->flags, kind == CLAIM_PENDING ? c->held : CLAIM_HELD_ALL);
-oom:
-	fsck_fail_op(v, "out of memory");
-	return -1;
 }
 
 /* Checks the chain of a stream entry and fixes its sizes; claims clusters.
@@ -401,6 +396,20 @@ uint64_t fsck_claim_bad(struct vol *v, uint64_t w, uint64_t mask)
 		}
 	}
 	return mask;
+}
+
+void *fsck_grow(struct vol *v, void *items, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return items;
+	size_t ncap = *cap ? *cap * 2 : 16;
+	void *grown = realloc(items, ncap * size);
+	if (!grown) {
+		fsck_fail_op(v, "out of memory");
+		return NULL;
+	}
+	*cap = ncap;
+	return grown;
 }
 
 uint32_t fsck_alloc_cluster(struct vol *v, uint32_t *cursor)

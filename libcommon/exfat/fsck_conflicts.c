@@ -53,28 +53,16 @@ static struct claim_note *note_find(struct vol *v, uint64_t key)
 		qsort(v->notes, v->nnotes, sizeof(*v->notes), note_cmp);
 		v->notes_sorted = true;
 	}
-	size_t lo = 0, hi = v->nnotes;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (v->notes[mid].key < key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < v->nnotes && v->notes[lo].key == key ? &v->notes[lo] : NULL;
+	struct claim_note want = { .key = key };
+	return bsearch(&want, v->notes, v->nnotes, sizeof(*v->notes), note_cmp);
 }
 
 int fsck_note_claim(struct vol *v, uint64_t key, unsigned flags, uint32_t held)
 {
-	if (v->nnotes == v->capnotes) {
-		size_t ncap = v->capnotes ? v->capnotes * 2 : 64;
-		struct claim_note *n = realloc(v->notes, ncap * sizeof(*n));
-		if (!n) {
-			fsck_fail_op(v, "out of memory");
-			return -1;
-		}
-		v->notes = n, v->capnotes = ncap;
-	}
+	struct claim_note *grown = fsck_grow(v, v->notes, &v->capnotes, v->nnotes, sizeof(*grown));
+	if (!grown)
+		return -1;
+	v->notes = grown;
 	v->notes[v->nnotes++] = (struct claim_note){ key, held, flags };
 	v->notes_sorted = false;
 	return 0;
@@ -94,16 +82,11 @@ static void note_set(struct vol *v, uint64_t key, unsigned add, unsigned clear, 
 
 void fsck_end_chain_later(struct vol *v, uint64_t key, const char *path, uint64_t pos, uint32_t last, uint64_t want)
 {
-	if (v->neocs == v->capeocs) {
-		size_t ncap = v->capeocs ? v->capeocs * 2 : 16;
-		struct later_eoc *n = realloc(v->eocs, ncap * sizeof(*n));
-		if (!n) {
-			fsck_fail_op(v, "out of memory");
-			return;
-		}
-		v->eocs = n, v->capeocs = ncap;
-	}
-	char *p = strdup(path);
+	struct later_eoc *grown = fsck_grow(v, v->eocs, &v->capeocs, v->neocs, sizeof(*grown));
+	char *p = grown ? strdup(path) : NULL;
+	if (!grown)
+		return;
+	v->eocs = grown;
 	if (!p) {
 		fsck_fail_op(v, "out of memory");
 		return;
@@ -262,15 +245,10 @@ static int census_hold(struct vol *v, struct census *cs, struct holder *tmpl, ui
 		if (!bit(cs->targets, list[k]))
 			continue;
 		if (h == NONE) {
-			if (cs->nh == cs->caph) {
-				size_t ncap = cs->caph ? cs->caph * 2 : 16;
-				struct holder *nw = realloc(cs->h, ncap * sizeof(*nw));
-				if (!nw) {
-					fsck_fail_op(v, "out of memory");
-					return -1;
-				}
-				cs->h = nw, cs->caph = ncap;
-			}
+			struct holder *grown = fsck_grow(v, cs->h, &cs->caph, cs->nh, sizeof(*grown));
+			if (!grown)
+				return -1;
+			cs->h = grown;
 			h = (uint32_t)cs->nh++;
 			cs->h[h] = *tmpl;
 			cs->h[h].list = list;
@@ -391,15 +369,10 @@ static int census_set(struct vol *v, struct census *cs, const struct dir_job *jo
 		return -1;
 	bool descend = is_dir && !(flags & CLAIM_PENDING);
 	if (descend) {
-		if (*nstack == *capstack) {
-			size_t ncap = *capstack ? *capstack * 2 : 16;
-			struct dir_job *n = realloc(*stack, ncap * sizeof(*n));
-			if (!n) {
-				fsck_fail_op(v, "out of memory");
-				goto drop;
-			}
-			*stack = n, *capstack = ncap;
-		}
+		struct dir_job *grown = fsck_grow(v, *stack, capstack, *nstack, sizeof(*grown));
+		if (!grown)
+			goto drop;
+		*stack = grown;
 		char *dpath = strdup(t.what);
 		uint32_t *clusters = held ? fsck_chain_list(v, first, contiguous, ch.count) : ch.list;
 		if (!dpath || !clusters) {

@@ -268,6 +268,10 @@ bool fsck_chain_long(struct vol *v, const char *path, uint64_t pos, uint32_t las
 /* Of the unowned clusters in mask (bitmap word w), claims those marked bad;
  * returns the rest. */
 uint64_t fsck_claim_bad(struct vol *v, uint64_t w, uint64_t mask);
+/* Room for one more of the n items (each `size` bytes) of a growable array
+ * of *cap: the array, grown if it had to be; NULL (the run failed, the
+ * array kept) when out of memory. */
+void *fsck_grow(struct vol *v, void *items, size_t *cap, size_t n, size_t size);
 /* A free cluster (neither claimed nor marked in the bitmap being built, so
  * never an orphan's), claimed and marked; 0 when none is left. */
 uint32_t fsck_alloc_cluster(struct vol *v, uint32_t *cursor);
