@@ -6,11 +6,17 @@
  * walk is done, a census (a second pass over the directories walked, made
  * only when something waits) finds which claim holds each such cluster, and
  * the two claims are weighed, heaviest evidence against first:
- *   3. the chain, or the NoFatChain extent, runs onto the first cluster of
- *      another file whose entry set is intact: it goes past its own clusters;
- *   2. its entry set's checksum was wrong, or its chain disagreed with its
- *      size (ended before it, went on past it, was broken or looped);
- *   1. clusters it alone claims are marked free in the allocation bitmap.
+ *   1. its entry set's checksum was wrong, its chain disagreed with its size
+ *      (ended before it, went on past it, was broken or looped), or it was
+ *      already cut back in an earlier conflict;
+ *   2. the chain, or the NoFatChain extent, runs onto the first clusters of
+ *      other files whose entry sets are intact (the more, the heavier): it
+ *      goes past its own clusters;
+ *   3. the clusters it alone claims that the allocation bitmap marks free
+ *      (the more, the heavier).
+ * (A FAT link gone astray shows first as a chain that disagrees with its
+ * size; a NoFatChain extent has nothing but its first cluster and the
+ * bitmap to say where its clusters end.)
  * The claim with the heavier evidence against it is cut back to the last
  * cluster it really owns (before the conflict, and for a NoFatChain extent
  * before the clusters the bitmap marks free there); the other keeps all of
@@ -311,7 +317,7 @@ static int census_set(struct vol *v, struct census *cs, const struct dir_job *jo
 	uint64_t key = job_entry_pos(v, job, i);
 	struct claim_note *note = note_find(v, key);
 	unsigned flags = note ? note->flags : 0;
-	if (!(flags & CLAIM_SUSPECT) && fsck_cluster_ok(v, first))
+	if (!(flags & (CLAIM_SUSPECT | CLAIM_CUT)) && fsck_cluster_ok(v, first))
 		exfat_bitmap_set(cs->firsts, first - EXFAT_FIRST_CLUSTER);
 	uint64_t bound = note && note->held != CLAIM_HELD_ALL ? note->held : want;
 	if (!bound)
@@ -479,27 +485,43 @@ struct side {
 	uint32_t *list;                /* the holder: the clusters it holds; the waiting one: its whole chain */
 	uint32_t n;
 	uint32_t idx;                  /* the index of the contested cluster in list */
-	uint32_t first_hit;            /* index (> 0) of an intact file's first cluster in list, or NONE */
+	uint32_t first_hit;            /* index (> 0) of the first intact file's first cluster in list, or NONE */
+	uint32_t firsts;               /* how many such first clusters list holds */
 	uint32_t clear;                /* clusters it alone claims, marked free in the bitmap */
 	unsigned flags;
 	bool fixed, bad;
 };
 
-static int weight(const struct side *s)
+/* The evidence against a claim, heaviest first, as the place it is in. */
+enum against { AGAINST_NOTHING, AGAINST_ENTRY, AGAINST_FIRSTS, AGAINST_BITMAP };
+
+/* Which of the two claims fails the evidence: 1 when a does, -1 when b
+ * does, 0 when it weighs the same against both; *why says what decided. */
+static int weigh(const struct side *a, const struct side *b, enum against *why)
 {
-	if (s->first_hit != NONE)
-		return 3;
-	if (s->flags & (CLAIM_SUSPECT | CLAIM_CHAIN))
-		return 2;
-	return s->clear ? 1 : 0;
+	const unsigned entry = CLAIM_SUSPECT | CLAIM_CHAIN | CLAIM_CUT;
+	bool ea = a->flags & entry, eb = b->flags & entry;
+	if (ea != eb)
+		return *why = AGAINST_ENTRY, ea ? 1 : -1;
+	if (a->firsts != b->firsts)
+		return *why = AGAINST_FIRSTS, a->firsts > b->firsts ? 1 : -1;
+	if (a->clear != b->clear)
+		return *why = AGAINST_BITMAP, a->clear > b->clear ? 1 : -1;
+	*why = ea || a->firsts || a->clear ? AGAINST_ENTRY : AGAINST_NOTHING;
+	return 0;
 }
 
-static uint32_t first_hit(const struct census *cs, const struct side *s, uint32_t upto)
+/* The first clusters of other intact files in the claim's list. */
+static void count_firsts(const struct census *cs, struct side *s)
 {
-	for (uint32_t k = 1; k <= upto && k < s->n; k++)
-		if (bit(cs->firsts, s->list[k]) && s->list[k] != s->c->first)
-			return k;
-	return NONE;
+	s->first_hit = NONE;
+	s->firsts = 0;
+	for (uint32_t k = 1; k < s->n; k++)
+		if (bit(cs->firsts, s->list[k]) && s->list[k] != s->c->first) {
+			if (s->first_hit == NONE)
+				s->first_hit = k;
+			s->firsts++;
+		}
 }
 
 /* Clusters of a (list, n) not in the scratch map and marked free. */
@@ -524,14 +546,13 @@ static uint32_t keep_of(struct vol *v, struct settle *st, const struct side *s)
 	return keep;
 }
 
-/* Why the claim s is the one cut back, against the other o. */
-static void describe(const struct side *s, const struct side *o, bool tie, char *buf, size_t len)
+/* Why the claim s is the one cut back, against the other o: what decided
+ * (AGAINST_NOTHING when the evidence weighed the same), said by the fact
+ * that tells most: another file's first cluster it runs onto, if any. */
+static void describe(const struct side *s, const struct side *o, enum against why, char *buf, size_t len)
 {
 	uint32_t x = s->list[s->idx];
-	int w = weight(s);
-	if (tie || w == 0) {
-		snprintf(buf, len, "cluster %u (after %u clusters) already belongs to %s", x, s->idx, o->what);
-	} else if (w == 3) {
+	if (why != AGAINST_NOTHING && s->firsts > o->firsts) {
 		uint32_t f = s->list[s->first_hit];
 		const char *whose = f == o->c->first ? o->what : "another file";
 		if (s->c->contiguous)
@@ -540,11 +561,14 @@ static void describe(const struct side *s, const struct side *o, bool tie, char 
 		else
 			snprintf(buf, len, "its cluster chain runs onto the first cluster %u of %s (after %u clusters)",
 				 f, whose, s->first_hit);
-	} else {
+	} else if (why == AGAINST_ENTRY || why == AGAINST_BITMAP) {
 		snprintf(buf, len, "cluster %u (after %u clusters) is also claimed by %s, and this file's %s", x, s->idx,
-			 o->what, s->flags & CLAIM_SUSPECT ? "entry set had a wrong checksum" :
+			 o->what, why == AGAINST_BITMAP ? "clusters are marked free in the allocation bitmap" :
+			 s->flags & CLAIM_SUSPECT ? "entry set had a wrong checksum" :
 			 s->flags & CLAIM_CHAIN ? "cluster chain disagrees with its size" :
-			 "clusters are marked free in the allocation bitmap");
+			 "claim was already cut back for running past its own clusters");
+	} else {
+		snprintf(buf, len, "cluster %u (after %u clusters) already belongs to %s", x, s->idx, o->what);
 	}
 }
 
@@ -643,11 +667,11 @@ static void cut(struct vol *v, const struct side *s, uint32_t held, uint32_t kee
 /* Reports and cuts back the claim that fails the evidence; returns whether
  * it was cut (or, checking only, would be). */
 static bool cut_loser(struct vol *v, struct settle *st, const struct side *s, const struct side *o, uint32_t held,
-		      bool tie)
+		      enum against decided)
 {
 	char why[320], repair[64];
-	uint32_t keep = tie ? s->idx : keep_of(v, st, s);
-	describe(s, o, tie, why, sizeof(why));
+	uint32_t keep = decided == AGAINST_NOTHING ? s->idx : keep_of(v, st, s);
+	describe(s, o, decided, why, sizeof(why));
 	snprintf(repair, sizeof(repair), "truncate to %llu bytes", (unsigned long long)kept_bytes(v, s->c, keep));
 	bool fix = fsck_problem(v, "cross-link", s->c->path, s->c->pos[1], false, repair, "%s", why);
 	if (fix || !v->o->writable)
@@ -790,8 +814,11 @@ static void decide(struct vol *v, struct settle *st, struct census *cs, uint32_t
 		resume(v, cs, p);
 		return;
 	}
-	P.first_hit = first_hit(cs, &P, P.idx);
-	H.first_hit = H.bad ? NONE : first_hit(cs, &H, H.n);
+	count_firsts(cs, &P);
+	if (!H.bad)
+		count_firsts(cs, &H);
+	else
+		H.first_hit = NONE;
 	scratch_mark(st, P.list, P.n);
 	H.clear = clear_alone(v, st, H.list, H.n);
 	scratch_clear(st, P.list, P.n);
@@ -799,17 +826,18 @@ static void decide(struct vol *v, struct settle *st, struct census *cs, uint32_t
 	P.clear = clear_alone(v, st, P.list, P.n);
 	scratch_clear(st, H.list, H.n);
 
-	int wp = weight(&P), wh = weight(&H);
+	enum against why;
+	int fails = weigh(&P, &H, &why);
 	cs->changed[p] = true;
 	if (cs->self[p] != NONE)
 		cs->h[cs->self[p]].changed = true;
-	if (H.bad || (H.fixed ? wp && wp >= wh : wp > wh || (wp && wp == wh))) {
+	if (H.bad || fails > 0 || (fails == 0 && why != AGAINST_NOTHING)) {
 		/* The waiting claim fails the evidence (or as much as the other). */
-		cut_loser(v, st, &P, &H, c->held, H.bad || wp == wh);
+		cut_loser(v, st, &P, &H, c->held, H.bad || fails == 0 ? AGAINST_NOTHING : why);
 		settle_pending(v, cs, p, 0);
-	} else if (!H.fixed && wh > wp) {
+	} else if (!H.fixed && fails < 0) {
 		hd->changed = true;
-		if (cut_loser(v, st, &H, &P, H.n, false)) {
+		if (cut_loser(v, st, &H, &P, H.n, why)) {
 			if (hd->pending != NONE)
 				settle_pending(v, cs, hd->pending, 0);
 			cs->changed[p] = false;
@@ -818,16 +846,17 @@ static void decide(struct vol *v, struct settle *st, struct census *cs, uint32_t
 			settle_pending(v, cs, p, 0);
 		}
 	} else {
-		/* Both claims rest on agreeing evidence: a true cross-link. */
+		/* Both claims rest on agreeing evidence (a true cross-link), or
+		 * the one that fails it never gives clusters up. */
 		uint32_t need = P.n - P.idx;
-		char why[320], repair[160];
-		snprintf(why, sizeof(why), "shares %u cluster%s from cluster %u (after %u clusters) with %s%s", need,
+		char msg[320], repair[160];
+		snprintf(msg, sizeof(msg), "shares %u cluster%s from cluster %u (after %u clusters) with %s%s", need,
 			 need == 1 ? "" : "s", c->at, P.idx, H.what,
-			 wp || wh ? "" : "; both files' entries, chains and bitmap agree");
+			 fails ? "" : "; both files' entries, chains and bitmap agree");
 		if (room_for(v, st, need)) {
 			snprintf(repair, sizeof(repair), "copy the shared cluster%s (%llu bytes) to free ones for this file",
 				 need == 1 ? "" : "s", (unsigned long long)need << v->cshift);
-			if (fsck_problem(v, "cross-link", c->path, c->pos[1], false, repair, "%s", why)) {
+			if (fsck_problem(v, "cross-link", c->path, c->pos[1], false, repair, "%s", msg)) {
 				copy_shared(v, &P);
 				note_set(v, c->key, 0, 0, c->held);
 			}
@@ -836,7 +865,7 @@ static void decide(struct vol *v, struct settle *st, struct census *cs, uint32_t
 			uint64_t keep = kept_bytes(v, c, P.idx);
 			snprintf(repair, sizeof(repair), "truncate to %llu bytes, losing %llu bytes: no free clusters "
 				 "to copy the shared ones to", (unsigned long long)keep, (unsigned long long)(c->len - keep));
-			if (fsck_problem(v, "cross-link", c->path, c->pos[1], false, repair, "%s", why))
+			if (fsck_problem(v, "cross-link", c->path, c->pos[1], false, repair, "%s", msg))
 				cut(v, &P, c->held, P.idx, true);
 			settle_pending(v, cs, p, 0);
 		}
@@ -852,10 +881,26 @@ static void give_up(struct vol *v)
 			cut_where_stopped(v, NULL, p);
 }
 
+/* The repairs of a claim's stop and sizes, as the walk would have made
+ * them, once it is settled. */
+static void stream_stop_later(struct vol *v, struct claimant *c)
+{
+	uint8_t *set = read_set(v, c);
+	if (!set)
+		return;
+	struct chain ch = { .count = c->held, .last = c->last, .bad = c->at, .stop = c->stop };
+	struct fpath fp = { .dir = c->path, .s = c->path };
+	bool changed = false;
+	fsck_stream_stop(v, (struct exfat_stream_entry *)(set + EXFAT_ENTRY_SIZE), &fp, c->pos[1], c->key, c->is_dir,
+			 &ch, &changed);
+	if (changed)
+		write_set(v, c, set);
+	free(set);
+}
+
 /* A file's NoFatChain extent whose entry set was damaged, or which runs
  * past the heap: the clusters at its end that the bitmap marks free are not
- * its own (with nothing else to say so, the bitmap alone cuts nothing). Then
- * the repairs of its stop and sizes, as the walk would have made them. */
+ * its own (with nothing else to say so, the bitmap alone cuts nothing). */
 static void settle_tail(struct vol *v, struct settle *st, struct claimant *c)
 {
 	c->flags &= ~(unsigned)CLAIM_TAIL;
@@ -880,17 +925,7 @@ static void settle_tail(struct vol *v, struct settle *st, struct claimant *c)
 			return;
 		}
 	}
-	uint8_t *set = read_set(v, c);
-	if (!set)
-		return;
-	struct chain ch = { .count = c->held, .last = c->last, .bad = c->at, .stop = c->stop };
-	struct fpath fp = { .dir = c->path, .s = c->path };
-	bool changed = false;
-	fsck_stream_stop(v, (struct exfat_stream_entry *)(set + EXFAT_ENTRY_SIZE), &fp, c->pos[1], c->key, false, &ch,
-			 &changed);
-	if (changed)
-		write_set(v, c, set);
-	free(set);
+	stream_stop_later(v, c);
 }
 
 static bool waiting(const struct vol *v)
