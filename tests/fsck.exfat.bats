@@ -431,6 +431,21 @@ checked() {
 	same a a f7 f7 d/g d/g
 }
 
+@test "cross-link: a directory whose entry set was damaged is read only once its clusters are settled" {
+	fuse_image
+	local off x; off=$(field /d 1) x=$(( $(field /f6 2) + 2 ))
+	# d's first cluster now points into f6, and its checksum no longer matches.
+	poke $((off + 32 + 20)) $(le32 "$x")
+	checked cross-link /d
+	echo "$PROBLEM" | jq -e --arg m "cluster $x (after 0 clusters) is also claimed by /f6, and this file's entry set had a wrong checksum" \
+		'.message == $m and .repair == "truncate to 0 bytes"'
+	# f6's data was never read as directory entries.
+	echo "$output" | jq -e '[.problems[].code] | sort == ["bitmap-orphan", "cross-link", "set-checksum"]'
+	repair
+	[ "$(field /d 3)" -eq 0 ]
+	same f6 f6 f5 f5 f7 f7 a a
+}
+
 @test "cross-link: two chains that agree with their sizes and merge both keep their data: the later one gets a copy" {
 	fuse_image
 	local a1 a2 b1; a1=$(field /a 2) b1=$(field /b 2); a2=$(fat_of "$a1")

@@ -218,8 +218,9 @@ static bool chain_disagrees(const struct chain *ch, uint64_t want)
 }
 
 /* A chain that ran into a cluster another chain holds (or an extent whose
- * end the bitmap is to say, kind CLAIM_TAIL): it keeps the clusters before
- * it, and waits with what a repair after the walk needs. */
+ * end the bitmap is to say, kind CLAIM_TAIL, or a directory held back,
+ * CLAIM_HOLD): it keeps the clusters before it, and waits with what a
+ * repair after the walk needs. */
 static int defer_claim(struct dir_ctx *d, const struct set_at *set, struct fpath *path, bool is_dir,
 		       uint64_t want, const struct chain *ch, unsigned kind)
 {
@@ -234,7 +235,7 @@ static int defer_claim(struct dir_ctx *d, const struct set_at *set, struct fpath
 				.first = exfat_le32(st->first_cluster), .want = want,
 				.len = is_dir ? dir_bytes(v, exfat_le64(st->data_length)) : exfat_le64(st->data_length),
 				.contiguous = st->flags & EXFAT_SF_NO_FAT_CHAIN, .is_dir = is_dir, .held = ch->count,
-				.last = ch->last, .at = ch->bad, .stop = ch->stop,
+				.last = ch->last, .at = ch->bad, .stop = ch->stop, .extra = ch->extra,
 				.flags = kind | (set->suspect ? CLAIM_SUSPECT : 0) };
 	c->path = strdup(fsck_fp(path));
 	c->pos = malloc(sizeof(uint64_t) * set->span);
@@ -313,6 +314,12 @@ int fsck_check_stream_data(struct dir_ctx *d, const struct set_at *set, struct f
 	}
 	if (contiguous && !is_dir && ch.count && (set->suspect || ch.stop == CH_BROKEN))
 		return defer_claim(d, set, path, is_dir, want, &ch, CLAIM_TAIL);
+	if (is_dir && set->suspect && ch.count) {
+		/* Its first cluster may be wrong: reading it as a directory now
+		 * could take (and repair) another file's data for entries. */
+		free(ch.list);
+		return defer_claim(d, set, path, is_dir, want, &ch, CLAIM_HOLD);
+	}
 	unsigned against = (set->suspect ? CLAIM_SUSPECT : 0) | (chain_disagrees(&ch, want) ? CLAIM_CHAIN : 0);
 	if (against && fsck_note_claim(v, key, against, CLAIM_HELD_ALL) < 0) {
 		free(ch.list);

@@ -356,7 +356,7 @@ static int census_set(struct vol *v, struct census *cs, const struct dir_job *jo
 	uint32_t pend = flags & CLAIM_PENDING ? pending_index(v, key) : NONE;
 	struct holder t = { .c = { .key = key, .path = path, .pos = pos, .span = span, .first = first, .want = want,
 				   .len = len, .contiguous = contiguous, .is_dir = is_dir, .flags = flags },
-			    .what = path, .fixed = is_dir && pend == NONE, .pending = pend };
+			    .what = path, .fixed = is_dir && pend == NONE && !(flags & CLAIM_HOLD), .pending = pend };
 	if (pend != NONE) {
 		/* A waiting claim's record stays the one settled. */
 		free(path), free(pos);
@@ -373,7 +373,7 @@ static int census_set(struct vol *v, struct census *cs, const struct dir_job *jo
 	int held = census_hold(v, cs, &t, ch.list, ch.count);
 	if (held < 0)
 		return -1;
-	bool descend = is_dir && !(flags & CLAIM_PENDING);
+	bool descend = is_dir && !(flags & (CLAIM_PENDING | CLAIM_HOLD));
 	if (descend) {
 		struct dir_job *grown = fsck_grow(v, *stack, capstack, *nstack, sizeof(*grown));
 		if (!grown)
@@ -888,7 +888,7 @@ static void stream_stop_later(struct vol *v, struct claimant *c)
 	uint8_t *set = read_set(v, c);
 	if (!set)
 		return;
-	struct chain ch = { .count = c->held, .last = c->last, .bad = c->at, .stop = c->stop };
+	struct chain ch = { .count = c->held, .last = c->last, .bad = c->at, .stop = c->stop, .extra = c->extra };
 	struct fpath fp = { .dir = c->path, .s = c->path };
 	bool changed = false;
 	fsck_stream_stop(v, (struct exfat_stream_entry *)(set + EXFAT_ENTRY_SIZE), &fp, c->pos[1], c->key, c->is_dir,
@@ -928,6 +928,24 @@ static void settle_tail(struct vol *v, struct settle *st, struct claimant *c)
 	stream_stop_later(v, c);
 }
 
+/* A directory held back because its entry set was damaged: no claim
+ * disputes its clusters now (or it was cut back to those none disputes),
+ * so it is read. */
+static void settle_hold(struct vol *v, struct claimant *c)
+{
+	c->flags &= ~(unsigned)CLAIM_HOLD;
+	struct claim_note *n = note_find(v, c->key);
+	if (n && n->flags & CLAIM_CUT)
+		c->held = n->held;
+	else
+		stream_stop_later(v, c);
+	if (c->held) {
+		uint32_t *list = fsck_chain_list(v, c->first, c->contiguous, c->held);
+		if (list)
+			push_dir(v, c, list, c->held);
+	}
+}
+
 static bool waiting(const struct vol *v)
 {
 	for (size_t k = 0; k < v->npending; k++)
@@ -940,7 +958,7 @@ static void drop_settled(struct vol *v)
 {
 	size_t n = 0;
 	for (size_t k = 0; k < v->npending; k++) {
-		if (v->pending[k].flags & (CLAIM_PENDING | CLAIM_TAIL))
+		if (v->pending[k].flags & (CLAIM_PENDING | CLAIM_TAIL | CLAIM_HOLD))
 			v->pending[n++] = v->pending[k];
 		else
 			claimant_free(&v->pending[k]);
@@ -985,11 +1003,15 @@ bool fsck_settle_claims(struct vol *v)
 		if (v->nstack)
 			break; /* the census only counts directories the walk has read */
 	}
-	/* Once no claim waits, the extents whose end the bitmap says. */
+	/* Once no claim waits: the extents whose end the bitmap says, and the
+	 * directories held back, now read. */
 	if (!v->nstack && !waiting(v))
-		for (size_t k = 0; k < v->npending && !v->failed && !v->quit; k++)
+		for (size_t k = 0; k < v->npending && !v->failed && !v->quit; k++) {
 			if (v->pending[k].flags & CLAIM_TAIL)
 				settle_tail(v, st, &v->pending[k]);
+			else if (v->pending[k].flags & CLAIM_HOLD)
+				settle_hold(v, &v->pending[k]);
+		}
 	drop_settled(v);
 	free(st->scratch.bits);
 	free(st);

@@ -253,7 +253,8 @@ struct set_at {
  * cut back to the clusters before; one that runs into a cluster another
  * chain holds waits in v->pending for fsck_settle_claims(), and so does a
  * file's NoFatChain extent when its entry set was damaged or it runs past
- * the heap (the bitmap then says where it ends). */
+ * the heap (the bitmap then says where it ends), and a directory whose entry
+ * set was damaged (read only once no other claim disputes its clusters). */
 int fsck_check_stream_data(struct dir_ctx *d, const struct set_at *set, struct fpath *path, bool is_dir,
 			   uint32_t **dir_clusters, uint32_t *dir_count, bool *changed);
 /* After the walk stopped at ch: the repairs of a chain that ended before
@@ -286,6 +287,7 @@ enum {
 	CLAIM_PENDING = 4,      /* waits in v->pending */
 	CLAIM_CUT = 8,          /* cut back by a settled conflict */
 	CLAIM_TAIL = 16,        /* a NoFatChain extent whose end waits for the bitmap */
+	CLAIM_HOLD = 32,        /* a directory read only once the claims are settled */
 };
 #define CLAIM_HELD_ALL UINT32_MAX
 
@@ -309,6 +311,7 @@ struct claimant {
 	uint32_t last;          /* the last of them */
 	uint32_t at;            /* pending: the cluster it ran into (else what stopped it) */
 	enum chain_stop stop;   /* how its walk stopped */
+	bool extra;             /* its FAT chain goes on past its size */
 	unsigned flags;
 };
 
