@@ -709,7 +709,8 @@ static bool room_for(struct vol *v, struct settle *st, uint64_t need)
 }
 
 /* Gives the waiting claim p its own copy of the clusters from its index
- * idx on, in free clusters, linked as a FAT chain. */
+ * idx on, in free clusters, linked as a FAT chain; a chain shorter than the
+ * size has the size cut to it. */
 static void copy_shared(struct vol *v, struct side *p)
 {
 	struct claimant *c = p->c;
@@ -745,6 +746,12 @@ static void copy_shared(struct vol *v, struct side *p)
 	}
 	if (prev)
 		fsck_fat_set(v, prev, EXFAT_FAT_EOC);
+	uint64_t bytes = kept_bytes(v, c, p->idx + done);
+	if (bytes < exfat_le64(se->data_length)) {
+		se->data_length = htole64(bytes);
+		if (c->is_dir || exfat_le64(se->valid_data_length) > bytes)
+			se->valid_data_length = htole64(bytes);
+	}
 	write_set(v, c, set);
 	free(buf), free(set);
 	c->contiguous = false;
@@ -854,8 +861,11 @@ static void decide(struct vol *v, struct settle *st, struct census *cs, uint32_t
 			 need == 1 ? "" : "s", c->at, P.idx, H.what,
 			 fails ? "" : "; both files' entries, chains and bitmap agree");
 		if (room_for(v, st, need)) {
-			snprintf(repair, sizeof(repair), "copy the shared cluster%s (%llu bytes) to free ones for this file",
-				 need == 1 ? "" : "s", (unsigned long long)need << v->cshift);
+			int n = snprintf(repair, sizeof(repair), "copy the shared cluster%s (%llu bytes) to free ones for this file",
+					 need == 1 ? "" : "s", (unsigned long long)need << v->cshift);
+			if (P.n < c->want && n > 0 && (size_t)n < sizeof(repair))
+				snprintf(repair + n, sizeof(repair) - (size_t)n, ", and truncate it to %llu bytes where its chain ends",
+					 (unsigned long long)kept_bytes(v, c, P.n));
 			if (fsck_problem(v, "cross-link", c->path, c->pos[1], false, repair, "%s", msg)) {
 				copy_shared(v, &P);
 				note_set(v, c->key, 0, 0, c->held);
