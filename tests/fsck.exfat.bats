@@ -26,6 +26,8 @@ setup() {
 	fresh_image
 }
 
+teardown() { loop_cleanup; }
+
 # detect CODE: a read-only check exits 4 and reports CODE.
 detect() {
 	run -4 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
@@ -53,11 +55,8 @@ sha() { sha256sum | cut -d' ' -f1; }
 same() {
 	require_root
 	require_cmd mount.exfat-fuse
-	local mnt=$BATS_TEST_TMPDIR/mnt dev
-	mkdir -p "$mnt"
-	dev=$(losetup -f --show -r "$IMG")
-	mount.exfat-fuse -o ro "$dev" "$mnt" >/dev/null 2>&1 || { losetup -d "$dev"; fail "exfat-fuse mount failed"; }
-	local rc=0 want
+	mount_fuse "$IMG" ro
+	local mnt=$MNT rc=0 want
 	while [ $# -ge 2 ]; do
 		want=$2; [[ $want == /* ]] || want=$TREE/$want
 		if [[ ${3:-} =~ ^[0-9]+$ ]]; then
@@ -72,20 +71,18 @@ same() {
 			shift 2
 		fi
 	done
-	umount "$mnt"; losetup -d "$dev"
+	umount_fuse
 	[ "$rc" -eq 0 ] || fail "file contents differ after the repair"
 }
 
 # on_fuse IMAGE COMMAND...: runs COMMAND with $MNT the image mounted
-# read-write through exfat-fuse on a loop device.
+# read-write through exfat-fuse.
 on_fuse() {
-	local img=$1 dev rc=0; shift
-	MNT=$BATS_TEST_TMPDIR/mnt-rw
-	mkdir -p "$MNT"
-	dev=$(losetup -f --show "$img")
-	mount.exfat-fuse "$dev" "$MNT" >/dev/null 2>&1 || { losetup -d "$dev"; fail "exfat-fuse mount failed"; }
+	local rc=0
+	mount_fuse "$1"
+	shift
 	"$@" || rc=$?
-	umount "$MNT"; losetup -d "$dev"
+	umount_fuse
 	return "$rc"
 }
 
