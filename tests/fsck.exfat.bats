@@ -600,14 +600,28 @@ name_length_repaired() {
 }
 
 @test "duplicate-name: a case-insensitive duplicate is renamed, both files kept" {
-	local off; off=$(field /dir/n1 1)
+	local off hash; off=$(field /dir/n1 1)
 	poke $((off + 64 + 2)) 4e 00 32 00   # n1 -> N2, a duplicate of n2
+	# Its NameHash becomes n2's, which up-cases alike: both sets are whole.
+	hash=$(od -An -tx1 -j $(($(field /dir/n2 1) + 32 + 4)) -N2 "$IMG")
+	poke $((off + 32 + 4)) $hash
 	loc fixsum /dir/N2
 	detect duplicate-name
 	repair
 	run -0 "$KBOX" fsck.exfat -n "$IMG"
 	# The first of the two in directory order keeps its name.
 	same dir/N2 dir/n1 "dir/n2~1" dir/n2
+}
+
+@test "duplicate-name: a name a flipped bit turned into another's is the one renamed, though it comes first" {
+	# n2 and n3 differ by one bit; the first of them in directory order
+	# takes the other's name, its NameHash left as it was.
+	local o2 o3 first second; o2=$(field /dir/n2 1); o3=$(field /dir/n3 1)
+	if [ "$o2" -lt "$o3" ]; then first=n2 second=n3; else first=n3 second=n2; fi
+	poke $(($(field "/dir/$first" 1) + 64 + 4)) "3${second#n}"
+	detect duplicate-name
+	repair
+	same "dir/$second" "dir/$second" "dir/$second~1" "dir/$first"
 }
 
 @test "dot-name: a file named '.' is renamed" {

@@ -156,6 +156,49 @@ static void store_name(struct dir_ctx *d, uint32_t i, unsigned names, const uint
 	st->name_length = (uint8_t)len;
 }
 
+/* Two sets in a directory have one name, and the earlier one's NameHash
+ * did not match it: its name is the damaged one (a flipped bit can turn a
+ * name into another's), so it is the one renamed, to NAME~N, and the later
+ * set keeps the name. The problem is reported on the earlier set. */
+static void rename_damaged(struct dir_ctx *d, uint32_t at)
+{
+	struct vol *v = d->v;
+	uint8_t *fe_raw = fsck_entry_at(d, at);
+	struct exfat_stream_entry *st = (struct exfat_stream_entry *)fsck_entry_at(d, at + 1);
+	unsigned sc = fe_raw[1], names = 0;
+	while (names + 1 < sc && at + 2 + names < d->nentries && fsck_entry_at(d, at + 2 + names)[0] == EXFAT_ENTRY_NAME)
+		names++;
+	uint16_t name[EXFAT_MAX_NAME_LEN + 15], up[EXFAT_MAX_NAME_LEN];
+	for (unsigned k = 0; k < names; k++) {
+		struct exfat_name_entry *ne = (struct exfat_name_entry *)fsck_entry_at(d, at + 2 + k);
+		for (unsigned c = 0; c < EXFAT_NAME_CHARS_PER_ENTRY; c++)
+			name[k * EXFAT_NAME_CHARS_PER_ENTRY + c] = exfat_get_le16(&ne->name[c]);
+	}
+	unsigned cap = names * EXFAT_NAME_CHARS_PER_ENTRY < EXFAT_MAX_NAME_LEN ? names * EXFAT_NAME_CHARS_PER_ENTRY
+									      : EXFAT_MAX_NAME_LEN;
+	unsigned nl = st->name_length < cap ? st->name_length : cap;
+	struct fpath path = { d->job->path, name, nl, NULL };
+	uint16_t newname[EXFAT_MAX_NAME_LEN];
+	memcpy(newname, name, nl * 2);
+	unsigned newlen = fsck_unique_name(v, &d->names, newname, nl, cap);
+	char *np = newlen ? fsck_child_path(d->job->path, newname, newlen) : NULL;
+	char repair[PATH_CAP + 16];
+	snprintf(repair, sizeof(repair), "rename to %s", np ? np : "?");
+	if (fsck_problem(v, "duplicate-name", fsck_fp(&path), fsck_entry_pos(d, at), false, newlen ? repair : NULL,
+			 "name already used in this directory (ignoring case); this set's NameHash does not match it, "
+			 "the other's does")) {
+		store_name(d, at, names, newname, newlen);
+		exfat_upcase_name(v->upcase, newname, newlen, up);
+		st->name_hash = htole16(exfat_name_hash(up, newlen));
+		((struct exfat_file_entry *)fe_raw)->set_checksum = htole16(exfat_set_checksum(fe_raw, 1 + sc));
+		fsck_touch(d, at, 1 + sc);
+		if (fsck_name_add(&d->names, up, newlen, at, false) < 0)
+			fsck_fail_op(v, "out of memory");
+	}
+	free(np);
+	free(path.s);
+}
+
 /* Checks the file entry set at entry i; returns the number of entries it spans. */
 static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 {
@@ -292,8 +335,15 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 		rename = true;
 	}
 	uint16_t up[EXFAT_MAX_NAME_LEN];
+	exfat_upcase_name(v->upcase, name, nl, up);
+	bool suspect = exfat_name_hash(up, nl) != exfat_le16(st->name_hash);
 	exfat_upcase_name(v->upcase, newname, newlen, up);
-	if (fsck_name_contains(&d->names, up, newlen)) {
+	struct name_slot *holder = fsck_name_holder(&d->names, up, newlen);
+	if (holder && holder->suspect && !suspect && !rename) {
+		uint32_t at = holder->owner;
+		holder->owner = i, holder->suspect = false; /* the name is this set's now */
+		rename_damaged(d, at);
+	} else if (holder) {
 		newlen = fsck_unique_name(v, &d->names, newname, newlen, cap);
 		rename = true;
 	}
@@ -319,7 +369,7 @@ static uint32_t check_file_set(struct dir_ctx *d, uint32_t i)
 		free(np);
 		exfat_upcase_name(v->upcase, name, nl, up);
 	}
-	if (fsck_name_add(&d->names, up, nl) < 0)
+	if (fsck_name_add(&d->names, up, nl, i, suspect) < 0)
 		fsck_fail_op(v, "out of memory");
 	uint16_t hash = exfat_name_hash(up, nl);
 	if (exfat_le16(st->name_hash) != hash &&

@@ -339,12 +339,16 @@ void fsck_claims_free(struct vol *v);
 /* ---- file names (fsck_names.c) ------------------------------------------- */
 
 /* The up-cased names of one directory, for case-insensitive duplicates:
- * an open-addressing table over one growing pool of code units. */
+ * an open-addressing table over one growing pool of code units. Each name
+ * keeps the set that holds it, and whether that set's NameHash matched it
+ * (when not, the name may be what was damaged). */
 struct name_set {
 	struct name_slot {
 		uint32_t hash;
 		uint16_t len;
 		size_t at;          /* offset in pool */
+		uint32_t owner;     /* entry index of the set that holds the name */
+		bool suspect;       /* that set's NameHash did not match the name */
 	} *slots;
 	size_t cap, used;
 	uint16_t *pool;
@@ -353,7 +357,9 @@ struct name_set {
 
 bool fsck_is_dot_name(const uint16_t *n, unsigned len);
 bool fsck_name_contains(struct name_set *s, const uint16_t *up, unsigned len);
-int fsck_name_add(struct name_set *s, const uint16_t *up, unsigned len);
+/* The slot holding the name, or NULL; valid until the next fsck_name_add. */
+struct name_slot *fsck_name_holder(struct name_set *s, const uint16_t *up, unsigned len);
+int fsck_name_add(struct name_set *s, const uint16_t *up, unsigned len, uint32_t owner, bool suspect);
 void fsck_name_set_free(struct name_set *s);
 /* NAME~N, unique in the directory within `cap` code units; 0: none fits. */
 unsigned fsck_unique_name(struct vol *v, struct name_set *names, uint16_t *name, unsigned len, unsigned cap);

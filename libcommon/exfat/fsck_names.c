@@ -64,12 +64,20 @@ static struct name_slot *name_find(struct name_set *s, const uint16_t *up, unsig
 	return &s->slots[i];
 }
 
-bool fsck_name_contains(struct name_set *s, const uint16_t *up, unsigned len)
+struct name_slot *fsck_name_holder(struct name_set *s, const uint16_t *up, unsigned len)
 {
-	return s->cap && name_find(s, up, len, fnv(up, len))->hash;
+	if (!s->cap)
+		return NULL;
+	struct name_slot *slot = name_find(s, up, len, fnv(up, len));
+	return slot->hash ? slot : NULL;
 }
 
-int fsck_name_add(struct name_set *s, const uint16_t *up, unsigned len)
+bool fsck_name_contains(struct name_set *s, const uint16_t *up, unsigned len)
+{
+	return fsck_name_holder(s, up, len) != NULL;
+}
+
+int fsck_name_add(struct name_set *s, const uint16_t *up, unsigned len, uint32_t owner, bool suspect)
 {
 	if ((s->used + 1) * 2 > s->cap) {
 		size_t ncap = s->cap ? s->cap * 2 : 64;
@@ -104,7 +112,7 @@ int fsck_name_add(struct name_set *s, const uint16_t *up, unsigned len)
 		s->pool = n, s->pool_cap = ncap;
 	}
 	memcpy(s->pool + s->pool_used, up, len * 2);
-	*slot = (struct name_slot){ h, (uint16_t)len, s->pool_used };
+	*slot = (struct name_slot){ h, (uint16_t)len, s->pool_used, owner, suspect };
 	s->pool_used += len;
 	s->used++;
 	return 0;
