@@ -226,3 +226,13 @@ refused() {
 	assert_output --partial "with the other's VolumeLength, which fits the device"
 	rebuilt main
 }
+
+@test "boot-regions: a PercentInUse above 100 in the boot sector that matches: both rebuilt regions say 0xFF, not known" {
+	# Main: PercentInUse 197 (so its region is damaged); backup: its
+	# checksum sector hit. Both rebuilt from the main boot sector.
+	poke 112 c5
+	flip 17 11
+	rebuilt main
+	[ "$(od -An -tx1 -j 112 -N1 "$IMG" | tr -d ' ')" = ff ]
+	[ "$(od -An -tx1 -j $((12 * SS + 112)) -N1 "$IMG" | tr -d ' ')" = ff ]
+}
