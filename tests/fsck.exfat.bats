@@ -443,6 +443,25 @@ checked() {
 	same f6 f6 f5 f5 f7 f7 a a
 }
 
+@test "cross-link: a directory whose chain goes on past its size into a file is read only once its clusters are settled" {
+	fuse_image
+	local off d a2; off=$(field /d 1) d=$(field /d 2) a2=$(fat_of "$(field /a 2)")
+	# d (walked before a) becomes a FAT chain of two clusters whose second
+	# is a's second, a's chain going on from there; its set is consistent.
+	poke $((off + 32 + 1)) 01
+	poke $((off + 32 + 8)) $(le64 8192)
+	poke $((off + 32 + 24)) $(le64 8192)
+	loc fixsum /d
+	set_fat "$d" "$a2"
+	checked cross-link /d
+	echo "$PROBLEM" | jq -e --arg m "cluster $a2 (after 1 clusters) is also claimed by /a, and this file's cluster chain disagrees with its size" \
+		'.message == $m and .repair == "truncate to 4096 bytes"'
+	repair
+	[ "$(field /d 3)" -eq 4096 ]
+	# a's random bytes were never read as directory entries and repaired.
+	same a a d/g d/g f7 f7
+}
+
 @test "cross-link: two chains that agree with their sizes and merge both keep their data: the later one gets a copy" {
 	fuse_image
 	local a1 a2 b1; a1=$(field /a 2) b1=$(field /b 2); a2=$(fat_of "$a1")

@@ -314,11 +314,14 @@ int fsck_check_stream_data(struct dir_ctx *d, const struct set_at *set, struct f
 	}
 	if (contiguous && !is_dir && ch.count && (set->suspect || ch.stop == CH_BROKEN))
 		return defer_claim(d, set, path, is_dir, want, &ch, CLAIM_TAIL);
-	if (is_dir && set->suspect && ch.count) {
-		/* Its first cluster may be wrong: reading it as a directory now
-		 * could take (and repair) another file's data for entries. */
+	if (is_dir && (set->suspect || chain_disagrees(&ch, want)) && ch.count) {
+		/* Its first cluster, or a FAT entry of its chain, may be wrong:
+		 * reading it as a directory now could take (and repair) another
+		 * file's data for entries. A chain that disagrees with the size
+		 * is evidence against it when another file claims its clusters. */
 		free(ch.list);
-		return defer_claim(d, set, path, is_dir, want, &ch, CLAIM_HOLD);
+		return defer_claim(d, set, path, is_dir, want, &ch,
+				   CLAIM_HOLD | (chain_disagrees(&ch, want) ? CLAIM_CHAIN : 0));
 	}
 	unsigned against = (set->suspect ? CLAIM_SUSPECT : 0) | (chain_disagrees(&ch, want) ? CLAIM_CHAIN : 0);
 	if (against && fsck_note_claim(v, key, against, CLAIM_HELD_ALL) < 0) {
