@@ -236,3 +236,14 @@ refused() {
 	[ "$(od -An -tx1 -j 112 -N1 "$IMG" | tr -d ' ')" = ff ]
 	[ "$(od -An -tx1 -j $((12 * SS + 112)) -N1 "$IMG" | tr -d ' ')" = ff ]
 }
+
+@test "boot-regions: the FileSystemRevision of the boot sector that matches is hit: the other one's 1.00 is taken" {
+	# Main: revision 1.00 becomes 1.02 (its checksum then wrong); backup:
+	# its checksum sector hit. exfatprogs refuses any revision but 1.00.
+	poke 104 02
+	flip 18 11
+	run -4 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "with the other's FileSystemRevision 1.00"
+	rebuilt main
+	[ "$(od -An -tx1 -j 104 -N2 "$IMG" | tr -d ' ')" = 0001 ]
+}

@@ -260,21 +260,33 @@ static int write_main_region(struct vol *v)
 	return 0;
 }
 
-/* VolumeLength is not among what verify_boot_sector looks at. When the
- * chosen boot sector's reaches past the device while the other one's fits
- * it and holds the cluster heap, one of them was damaged, and it is not the
- * other one's: that is taken. True when it was. */
-static bool take_volume_length(const struct vol *v, struct exfat_boot_sector *bs, const struct region *other)
+/* Fields verify_boot_sector does not look at, where the two boot sectors
+ * differ and the other one's is the one that can be right (a bit was
+ * flipped in the chosen sector's): VolumeLength, when the chosen one's
+ * reaches past the device and the other's fits it and holds the cluster
+ * heap; FileSystemRevision, when the other's is the 1.00 every
+ * implementation writes and the chosen one's is not. Those are taken from
+ * the other sector; *taken names them ("" for none). */
+static void take_from_other(const struct vol *v, struct exfat_boot_sector *bs, const struct region *other,
+			    char *taken, size_t len)
 {
 	const struct exfat_boot_sector *o = (const void *)other->buf;
+	*taken = 0;
+	if (!other->ss || o->sector_shift != bs->sector_shift)
+		return;
 	uint64_t dev_sectors = v->dev_size >> bs->sector_shift;
 	uint64_t heap_end = exfat_le32(bs->cluster_heap_offset) +
 			    ((uint64_t)exfat_le32(bs->cluster_count) << bs->cluster_shift);
-	if (!other->ss || o->sector_shift != bs->sector_shift || exfat_le64(bs->volume_length) <= dev_sectors ||
-	    exfat_le64(o->volume_length) > dev_sectors || exfat_le64(o->volume_length) < heap_end)
-		return false;
-	bs->volume_length = o->volume_length;
-	return true;
+	bool length = exfat_le64(bs->volume_length) > dev_sectors && exfat_le64(o->volume_length) <= dev_sectors &&
+		      exfat_le64(o->volume_length) >= heap_end;
+	bool revision = exfat_le16(bs->fs_revision) != EXFAT_REVISION && exfat_le16(o->fs_revision) == EXFAT_REVISION;
+	if (length)
+		bs->volume_length = o->volume_length;
+	if (revision)
+		bs->fs_revision = o->fs_revision;
+	if (length || revision)
+		snprintf(taken, len, " (with the other's %s%s%s)", length ? "VolumeLength, which fits the device" : "",
+			 length && revision ? ", and " : "", revision ? "FileSystemRevision 1.00" : "");
 }
 
 /* Neither region is valid: both are rebuilt from a boot sector that
@@ -308,7 +320,8 @@ static int rebuild_regions(struct vol *v, const struct region *m, const struct r
 	 * region's sector 0 only, and the backup would keep the bad one. */
 	if (((struct exfat_boot_sector *)sector0)->percent_in_use > 100)
 		((struct exfat_boot_sector *)sector0)->percent_in_use = 0xFF;
-	bool length = take_volume_length(v, (struct exfat_boot_sector *)sector0, c == m ? b : m);
+	char taken[96];
+	take_from_other(v, (struct exfat_boot_sector *)sector0, c == m ? b : m, taken, sizeof(taken));
 	rebuild_region(region, sector0, m, b, c->ss);
 	if (use_region(v, region, c->ss) < 0)
 		return -1;
@@ -316,7 +329,7 @@ static int rebuild_regions(struct vol *v, const struct region *m, const struct r
 	snprintf(repair, sizeof(repair), "rebuild both boot regions from the %s boot sector", which);
 	if (fsck_problem(v, "boot-regions", "", 0, true, repair,
 			 "both boot regions are damaged (main: %s; backup: %s); the %s boot sector matches the volume%s",
-			 m->why, b->why, which, length ? " (with the other's VolumeLength, which fits the device)" : "")) {
+			 m->why, b->why, which, taken)) {
 		/* The main region first: if the run stops before the backup is
 		 * written, the next check finds a valid main region and rewrites
 		 * the backup from it. */
