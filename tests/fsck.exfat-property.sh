@@ -203,7 +203,7 @@ for ((seed = first; seed < first + seeds; seed++)); do
 		fi
 	fi
 	if [ -n "$verbose" ] && [ -z "$why" ] && [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
-		echo "seed $seed ($base): exit $rc: $(grep -E 'not repaired|cannot be repaired|: [^:]*damaged' "$tmp/repair.log" | tail -n 2 | tr '\n' ' ')"
+		echo "seed $seed ($base): exit $rc: $(grep -v ': repaired: ' "$tmp/repair.log" | tail -n 2 | tr '\n' ' ')"
 	fi
 	if [ -n "$why" ]; then
 		failures=$((failures + 1))
