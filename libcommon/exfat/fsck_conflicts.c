@@ -796,6 +796,13 @@ static void resume(struct vol *v, struct census *cs, uint32_t p)
 	settle_pending(v, cs, p, ch.count < c->want || ch.extra ? CLAIM_CHAIN : 0);
 }
 
+/* Is path below directory dir ("dir/...")? */
+static bool below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strncmp(path, dir, n) && path[n] == '/';
+}
+
 /* The waiting claim p against the claim h holding the cluster it ran into. */
 static void decide(struct vol *v, struct settle *st, struct census *cs, uint32_t p, uint32_t h)
 {
@@ -835,12 +842,16 @@ static void decide(struct vol *v, struct settle *st, struct census *cs, uint32_t
 
 	enum against why;
 	int fails = weigh(&P, &H, &why);
+	/* A claim whose entry set lies in the other's clusters (a directory
+	 * below it runs into them: a loop) cannot take them: cutting the other
+	 * back would cut it off as well, and leave its clusters owned by none. */
+	bool inside = !H.bad && H.c->path && below(c->path, H.c->path);
 	cs->changed[p] = true;
 	if (cs->self[p] != NONE)
 		cs->h[cs->self[p]].changed = true;
-	if (H.bad || fails > 0 || (fails == 0 && why != AGAINST_NOTHING)) {
+	if (inside || H.bad || fails > 0 || (fails == 0 && why != AGAINST_NOTHING)) {
 		/* The waiting claim fails the evidence (or as much as the other). */
-		cut_loser(v, st, &P, &H, c->held, H.bad || fails == 0 ? AGAINST_NOTHING : why);
+		cut_loser(v, st, &P, &H, c->held, inside || H.bad || fails == 0 ? AGAINST_NOTHING : why);
 		settle_pending(v, cs, p, 0);
 	} else if (!H.fixed && fails < 0) {
 		hd->changed = true;
