@@ -247,3 +247,14 @@ refused() {
 	rebuilt main
 	[ "$(od -An -tx1 -j 104 -N2 "$IMG" | tr -d ' ')" = 0001 ]
 }
+
+@test "boot-regions: a VolumeLength too short for the heap does not disqualify a boot sector: the device's size is taken" {
+	# Main: BytesPerSectorShift 13, out of range; backup: VolumeLength
+	# 0x20000 sectors (64 MiB) becomes 0 (its checksum then wrong).
+	poke 108 0d
+	poke $((12 * SS + 74)) 00
+	run -4 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "with VolumeLength set to the device's size"
+	rebuilt backup
+	[ "$(od -An -tu8 -j 72 -N8 "$IMG" | tr -d ' ')" -eq $((64 << 20 >> 9)) ]
+}

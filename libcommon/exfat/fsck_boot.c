@@ -132,6 +132,18 @@ static void restore_constants(struct exfat_boot_sector *bs)
 	bs->boot_signature = htole16(0xAA55);
 }
 
+/* The sectors a volume needs, by its boot sector: through its FATs and its
+ * cluster heap (0 when its shifts are out of range). */
+static uint64_t volume_end(const struct exfat_boot_sector *bs)
+{
+	if (bs->sector_shift < EXFAT_MIN_SECTOR_SHIFT || bs->sector_shift > EXFAT_MAX_SECTOR_SHIFT ||
+	    bs->cluster_shift > EXFAT_MAX_CLUSTER_SHIFT - bs->sector_shift)
+		return 0;
+	uint64_t fats = exfat_le32(bs->fat_offset) + (uint64_t)exfat_le32(bs->fat_length) * bs->number_of_fats;
+	uint64_t heap = exfat_le32(bs->cluster_heap_offset) + ((uint64_t)exfat_le32(bs->cluster_count) << bs->cluster_shift);
+	return fats > heap ? fats : heap;
+}
+
 /* Whether a boot sector describes the volume it is found on: the FAT it
  * names begins with the media byte 0xF8, and its root directory can be
  * read up to an allocation bitmap entry of the size its ClusterCount needs
@@ -149,6 +161,11 @@ static const char *verify_boot_sector(struct vol *v, const uint8_t *sector0, uns
 	 * it says nothing about where the volume's structures are. */
 	if (bs.percent_in_use > 100)
 		bs.percent_in_use = 0xFF;
+	/* Nor does a VolumeLength too short for the FATs and heap, when the
+	 * device holds them (the rebuild sets it, take_from_other). */
+	uint64_t sectors = volume_end(&bs);
+	if (exfat_le64(bs.volume_length) < sectors && sectors <= v->dev_size >> bs.sector_shift)
+		bs.volume_length = htole64(v->dev_size >> bs.sector_shift);
 	const char *res;
 	if (exfat_boot_sector_check(&bs, &res) < 0)
 		return res;
@@ -260,33 +277,38 @@ static int write_main_region(struct vol *v)
 	return 0;
 }
 
-/* Fields verify_boot_sector does not look at, where the two boot sectors
- * differ and the other one's is the one that can be right (a bit was
- * flipped in the chosen sector's): VolumeLength, when the chosen one's
- * reaches past the device and the other's fits it and holds the cluster
- * heap; FileSystemRevision, when the other's is the 1.00 every
- * implementation writes and the chosen one's is not. Those are taken from
- * the other sector; *taken names them ("" for none). */
+/* Fields verify_boot_sector does not look at, where the chosen boot sector
+ * cannot be right (a bit was flipped there). VolumeLength, when it reaches
+ * past the device or falls short of the FATs and heap: the other sector's,
+ * if that fits the device and holds them, else the device's size.
+ * FileSystemRevision, when the other's is the 1.00 every implementation
+ * writes and the chosen one's is not: the other's. *taken says what was
+ * set ("" for nothing). */
 static void take_from_other(const struct vol *v, struct exfat_boot_sector *bs, const struct region *other,
 			    char *taken, size_t len)
 {
 	const struct exfat_boot_sector *o = (const void *)other->buf;
-	*taken = 0;
-	if (!other->ss || o->sector_shift != bs->sector_shift)
-		return;
-	uint64_t dev_sectors = v->dev_size >> bs->sector_shift;
-	uint64_t heap_end = exfat_le32(bs->cluster_heap_offset) +
-			    ((uint64_t)exfat_le32(bs->cluster_count) << bs->cluster_shift);
-	bool length = exfat_le64(bs->volume_length) > dev_sectors && exfat_le64(o->volume_length) <= dev_sectors &&
-		      exfat_le64(o->volume_length) >= heap_end;
-	bool revision = exfat_le16(bs->fs_revision) != EXFAT_REVISION && exfat_le16(o->fs_revision) == EXFAT_REVISION;
-	if (length)
-		bs->volume_length = o->volume_length;
+	bool same_shift = other->ss && o->sector_shift == bs->sector_shift;
+	uint64_t dev_sectors = v->dev_size >> bs->sector_shift, need = volume_end(bs);
+	uint64_t mine = exfat_le64(bs->volume_length), theirs = exfat_le64(o->volume_length);
+	const char *length = "";
+	if (mine > dev_sectors || mine < need) {
+		if (same_shift && theirs <= dev_sectors && theirs >= need) {
+			bs->volume_length = o->volume_length;
+			length = "the other's VolumeLength, which fits the device";
+		} else if (mine < need && need <= dev_sectors) {
+			bs->volume_length = htole64(dev_sectors);
+			length = "VolumeLength set to the device's size";
+		}
+	}
+	bool revision = same_shift && exfat_le16(bs->fs_revision) != EXFAT_REVISION &&
+			exfat_le16(o->fs_revision) == EXFAT_REVISION;
 	if (revision)
 		bs->fs_revision = o->fs_revision;
-	if (length || revision)
-		snprintf(taken, len, " (with the other's %s%s%s)", length ? "VolumeLength, which fits the device" : "",
-			 length && revision ? ", and " : "", revision ? "FileSystemRevision 1.00" : "");
+	*taken = 0;
+	if (*length || revision)
+		snprintf(taken, len, " (with %s%s%s)", length, *length && revision ? ", and " : "",
+			 revision ? "the other's FileSystemRevision 1.00" : "");
 }
 
 /* Neither region is valid: both are rebuilt from a boot sector that
@@ -320,7 +342,7 @@ static int rebuild_regions(struct vol *v, const struct region *m, const struct r
 	 * region's sector 0 only, and the backup would keep the bad one. */
 	if (((struct exfat_boot_sector *)sector0)->percent_in_use > 100)
 		((struct exfat_boot_sector *)sector0)->percent_in_use = 0xFF;
-	char taken[96];
+	char taken[128];
 	take_from_other(v, (struct exfat_boot_sector *)sector0, c == m ? b : m, taken, sizeof(taken));
 	rebuild_region(region, sector0, m, b, c->ss);
 	if (use_region(v, region, c->ss) < 0)
