@@ -102,6 +102,14 @@ rebuilt() {
 	files_intact
 }
 
+# rebuilt_taking FROM WHAT: as rebuilt, and -n says the rebuilt regions
+# take WHAT ("the other's VolumeLength, ...") besides the FROM boot sector.
+rebuilt_taking() {
+	run -4 "$KBOX" fsck.exfat -n "$IMG"
+	assert_output --partial "with $2"
+	rebuilt "$1"
+}
+
 # refused WHY: -n and -y both exit 4 saying that neither boot sector
 # matches the volume and why (WHY: a regular expression), and the image is
 # left exactly as it was.
@@ -222,9 +230,7 @@ refused() {
 	# the gap before the heap, so only the main boot sector matches.
 	poke 76 01
 	poke $((12 * SS + 80)) 81
-	run -4 "$KBOX" fsck.exfat -n "$IMG"
-	assert_output --partial "with the other's VolumeLength, which fits the device"
-	rebuilt main
+	rebuilt_taking main "the other's VolumeLength, which fits the device"
 }
 
 @test "boot-regions: a PercentInUse above 100 in the boot sector that matches: both rebuilt regions say 0xFF, not known" {
@@ -242,9 +248,7 @@ refused() {
 	# its checksum sector hit. exfatprogs refuses any revision but 1.00.
 	poke 104 02
 	flip 18 11
-	run -4 "$KBOX" fsck.exfat -n "$IMG"
-	assert_output --partial "with the other's FileSystemRevision 1.00"
-	rebuilt main
+	rebuilt_taking main "the other's FileSystemRevision 1.00"
 	[ "$(od -An -tx1 -j 104 -N2 "$IMG" | tr -d ' ')" = 0001 ]
 }
 
@@ -253,8 +257,6 @@ refused() {
 	# 0x20000 sectors (64 MiB) becomes 0 (its checksum then wrong).
 	poke 108 0d
 	poke $((12 * SS + 74)) 00
-	run -4 "$KBOX" fsck.exfat -n "$IMG"
-	assert_output --partial "with VolumeLength set to the device's size"
-	rebuilt backup
+	rebuilt_taking backup "VolumeLength set to the device's size"
 	[ "$(od -An -tu8 -j 72 -N8 "$IMG" | tr -d ' ')" -eq $((64 << 20 >> 9)) ]
 }
