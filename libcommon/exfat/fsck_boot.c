@@ -335,15 +335,16 @@ static int rebuild_regions(struct vol *v, const struct region *m, const struct r
 	}
 	const char *which = c == m ? "main" : "backup";
 	uint8_t sector0[512];
+	struct exfat_boot_sector *bs = (struct exfat_boot_sector *)sector0;
 	memcpy(sector0, c->buf, sizeof(sector0));
-	restore_constants((struct exfat_boot_sector *)sector0);
+	restore_constants(bs);
 	/* A PercentInUse above 100 becomes 0xFF, "not known", in both rebuilt
 	 * regions: the value set at the end of the run goes to the main
 	 * region's sector 0 only, and the backup would keep the bad one. */
-	if (((struct exfat_boot_sector *)sector0)->percent_in_use > 100)
-		((struct exfat_boot_sector *)sector0)->percent_in_use = 0xFF;
+	if (bs->percent_in_use > 100)
+		bs->percent_in_use = 0xFF;
 	char taken[128];
-	take_from_other(v, (struct exfat_boot_sector *)sector0, c == m ? b : m, taken, sizeof(taken));
+	take_from_other(v, bs, c == m ? b : m, taken, sizeof(taken));
 	rebuild_region(region, sector0, m, b, c->ss);
 	if (use_region(v, region, c->ss) < 0)
 		return -1;
