@@ -128,7 +128,9 @@ require_traps() {
 @test "live: watch attributes real traps to thread, process and symbol" {
 	require_traps
 	require_cmd jq
-	kb splitlock-stat watch --json -d 30 >"$BATS_TEST_TMPDIR/watch.json" &
+	# "$KBOX" itself, not kb: $! must be splitlock-stat, not a subshell
+	# running it (whose descriptors and signals are not the watch's).
+	"$KBOX" splitlock-stat watch --json -d 30 >"$BATS_TEST_TMPDIR/watch.json" &
 	wpid=$!
 	reads_kmsg() { ls -l /proc/"$wpid"/fd 2>/dev/null | grep -q /dev/kmsg; }
 	wait_until 10 "splitlock-stat watch to open /dev/kmsg" reads_kmsg
@@ -143,6 +145,7 @@ require_traps() {
 	}
 	wait_until 5 "watch to print both reports of $pid" both_read || true
 	kill -INT $wpid
+	wait_until 10 "splitlock-stat watch to end on SIGINT" ended "$wpid"
 	wait $wpid || true
 	stop_prog
 	mine=$(jq -c --argjson p "$pid" 'select(.type == "trap" and .pid == $p)' "$BATS_TEST_TMPDIR/watch.json")
