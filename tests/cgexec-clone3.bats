@@ -106,7 +106,8 @@ teardown() {
 
 @test "--rm of one run leaves alone another run's cgroup beside it, even under a parent it created" {
 	# A creates shared/ and shared/a and waits; B then creates shared/b.
-	kb cgexec-clone3 -c --rm -g "$T_REL/shared/a" -- \
+	# "$KBOX" itself, not kb: $!, which B watches end, must be run A.
+	"$KBOX" cgexec-clone3 -c --rm -g "$T_REL/shared/a" -- \
 		sh -c '. "$1"; wait_until 30 "run B to start" test -e "$2"' _ "$KBOX_ROOT/tests/wait.sh" "$W/a-may-end" 3>&- &
 	local a=$!
 	wait_until 10 "run A to create $T/shared/a" test -d "$T/shared/a"
