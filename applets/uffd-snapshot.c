@@ -30,7 +30,7 @@ static const char usage[] =
 	"  -a, --all             dump every readable mapping, file-backed read-only ones too\n"
 	"      --stopped         no userfaultfd: copy everything while the process is stopped\n"
 	"      --max-pause TIME  give up (and let the process run) if it would stay stopped\n"
-	"                        longer than TIME (default 10s)\n"
+	"                        longer than TIME (default 10s; 1ms to 24h)\n"
 	"  -P, --progress        show progress on standard error\n"
 	"  -v, --verbose         print the phases with their durations, the pause, page counts\n"
 	"      --dirty INTERVAL[,COUNT]\n"
@@ -42,6 +42,11 @@ static const char usage[] =
 	"Exit status: 0 the core is complete; 1 failure (the process keeps running);\n"
 	"2 usage error; 3 the process exited or does not exist; 4 permission denied\n"
 	"(or the process is already traced).\n";
+
+/* --max-pause's range. The helper waits in milliseconds, in an int; a day
+ * is far beyond any pause worth waiting for and far within that int. */
+#define MAX_PAUSE_MIN_NS 1000000ull
+#define MAX_PAUSE_MAX_NS (24ull * 3600 * 1000000000)
 
 static struct kb_outfile *cleanup_file;
 
@@ -233,8 +238,9 @@ static int uffd_snapshot_main(int argc, char **argv)
 		case 'a': all = true; break;
 		case OPT_STOPPED: stopped = true; break;
 		case OPT_MAX_PAUSE:
-			if (kb_parse_duration(optarg, 1000000000ull, &max_pause_ns) < 0 || max_pause_ns < 1000000)
-				kb_usage_error("bad --max-pause: '%s'", optarg);
+			if (kb_parse_duration(optarg, 1000000000ull, &max_pause_ns) < 0 ||
+			    max_pause_ns < MAX_PAUSE_MIN_NS || max_pause_ns > MAX_PAUSE_MAX_NS)
+				kb_usage_error("bad --max-pause: '%s' (from 1ms to 24h)", optarg);
 			break;
 		case 'P': progress = true; break;
 		case 'v': verbose++; break;

@@ -328,6 +328,30 @@ target_survives_rounds() {
 	assert_file_not_exists "$WORK/c"
 }
 
+@test "--max-pause takes 1ms to 24h: a longer limit is a usage error, never a wrapped-around one" {
+	start_target --mib 16 --threads 1
+	# 2^32 + 1 ms, 24h and 1 ms, 25h, and what an int of milliseconds cannot hold.
+	local t
+	for t in 4294967297ms 24h1ms 25h 600h 0.5ms 0; do
+		run kb uffd-snapshot --stopped --max-pause "$t" -o "$WORK/core" "$T"
+		assert_failure 2
+		assert_line --index 0 "uffd-snapshot: bad --max-pause: '$t' (from 1ms to 24h)"
+		assert_file_not_exists "$WORK/core"
+	done
+	assert_target_free
+	# The bounds themselves are limits that hold a --stopped copy of 16 MiB.
+	for t in 24h 86400000ms; do
+		run kb uffd-snapshot --stopped --max-pause "$t" -o "$WORK/core" "$T"
+		assert_success
+		run "$KBOX_TESTBIN/snap-check" "$WORK/core" "$LAYOUT"
+		assert_success
+		rm "$WORK/core"
+	done
+	run kb uffd-snapshot --max-pause 1ms -o "$WORK/core" 4000000
+	assert_failure 3
+	stop_target
+}
+
 @test "--max-pause: a pause past the limit fails naming it, the target runs on; itself is refused" {
 	start_target --mib 64 --threads 2
 	# --stopped copies 64 MiB while stopped: far more than 2 ms.

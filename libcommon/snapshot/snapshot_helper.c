@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -223,7 +224,9 @@ static _Noreturn void helper_main(int sock, pid_t pid, bool make_uffd, unsigned 
 	struct msg_hdr req;
 	ok.early = 1;
 	if (sent) {
-		ssize_t n = recv_msg(sock, &req, sizeof(req), NULL, (int)max_pause_ms);
+		/* poll takes an int, and a negative one waits for ever. */
+		int timeout_ms = max_pause_ms > INT_MAX ? INT_MAX : (int)max_pause_ms;
+		ssize_t n = recv_msg(sock, &req, sizeof(req), NULL, timeout_ms);
 		if (n == (ssize_t)sizeof(req) && req.type == MSG_RESUME)
 			ok.early = 0;
 	}

@@ -26,7 +26,8 @@ struct kb_snap_opts {
 	pid_t pid;
 	unsigned filter;          /* KB_DUMP_* bits */
 	bool stopped_copy;        /* no userfaultfd: copy everything while stopped */
-	unsigned max_pause_ms;    /* the helper resumes the target after this, failing the dump */
+	unsigned max_pause_ms;    /* the helper resumes the target after this, failing the dump
+	                             (0: 10 s; at most INT_MAX ms, about 24.8 days) */
 	/* Sink for the core file's bytes, in order. Returns 0 or -1 with errno. */
 	int (*write)(void *arg, const void *buf, size_t len);
 	void *write_arg;
