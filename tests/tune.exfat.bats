@@ -185,15 +185,36 @@ set_and_read_back() {
 	assert_line "label: NEWLABEL"
 }
 
-@test "a full root directory grows by a cluster (bitmap, FAT) for a new entry; both fsck find it clean" {
-	# 512-byte clusters hold 16 entries: label, bitmap and up-case, three
-	# files of 3 entries (names up to 15 characters) and one of 4 (16 to 30)
-	# fill the root's only cluster.
+# full_root_image [CLUSTERS]: IMG becomes a 16 MiB volume of 512-byte
+# clusters whose root directory has every entry in use: 16 entries, the
+# label, bitmap and up-case, three files of 3 entries (names up to 15
+# characters) and one of 4 (16 to 30). The file "one" takes CLUSTERS
+# clusters (default 1).
+full_root_image() {
 	local tree=$BATS_TEST_TMPDIR/full
+	rm -rf "$tree" "$IMG"
 	mkdir -p "$tree"
 	for f in one two three a-name-of-20-chars; do echo "$f" > "$tree/$f"; done
-	rm -f "$IMG"; "$KBOX" mkfs.exfat -q -c 512 -d "$tree" "$IMG" 16M
+	head -c $((${1:-1} * 512)) /dev/urandom > "$tree/one"
+	"$KBOX" mkfs.exfat -q -c 512 -d "$tree" "$IMG" 16M
 	[ -z "$(loc type 0)" ]   # no end-of-directory mark: every entry is in use
+}
+
+# PercentInUse of the main (0) or backup (12) boot region's boot sector.
+percent_in_use() { od -An -tu1 -j $(($1 * 512 + 112)) -N1 "$IMG" | tr -d ' '; }
+
+# clusters_in_use: total and allocated clusters, as Debian's dump.exfat counts them.
+clusters_in_use() {
+	run -0 /usr/sbin/dump.exfat "$IMG"
+	local total free
+	total=$(sed -n 's/^Total Clusters:[[:space:]]*//p' <<<"$output")
+	free=$(sed -n 's/^Free Clusters:[[:space:]]*//p' <<<"$output")
+	[ -n "$total" ] && [ -n "$free" ] || fail "dump.exfat printed no cluster counts: $output"
+	echo "$total $((total - free))"
+}
+
+@test "a full root directory grows by a cluster (bitmap, FAT) for a new entry; both fsck find it clean" {
+	full_root_image
 	run -0 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
 	local used; used=$(jq .clusters_used <<<"$output")
 	local before; before=$(sum "$IMG")
@@ -214,6 +235,39 @@ set_and_read_back() {
 	fi
 	run -0 "$KBOX" fsck.exfat --rollback "$BATS_TEST_TMPDIR/undo" "$IMG"
 	[ "$(sum "$IMG")" = "$before" ]
+}
+
+@test "growing the root sets the main boot sector's PercentInUse from the bitmap; 0xFF on a dirty volume" {
+	debian dump.exfat
+	# The file "one" takes enough clusters that the new cluster of the root
+	# crosses a whole percent: floor(used * 100 / total) goes up by one.
+	full_root_image
+	local total used percent
+	read -r total used < <(clusters_in_use)
+	percent=$((used * 100 / total + 1))
+	full_root_image $(((percent * total + 99) / 100 - 1 - used + 1))
+	read -r total used < <(clusters_in_use)
+	[ $(((used + 1) * 100 / total)) -eq "$percent" ] && [ $((used * 100 / total)) -eq $((percent - 1)) ]
+	[ "$(percent_in_use 0)" -eq $((percent - 1)) ]
+	cp "$IMG" "$BATS_TEST_TMPDIR/before.img"
+	run -0 --separate-stderr kb tune.exfat -U random --json "$IMG"
+	jq -e '.root_grown' <<<"$output"
+	read -r total used < <(clusters_in_use)
+	[ "$(percent_in_use 0)" -eq $((used * 100 / total)) ]
+	[ "$(percent_in_use 0)" -eq "$percent" ]
+	# The backup's PercentInUse is stale by definition and left as it was.
+	[ "$(percent_in_use 12)" -eq $((percent - 1)) ]
+	clean "$IMG"
+	# On a volume already marked dirty the bitmap may be half-way through
+	# another change: the count is not known (0xFF), and the mark stays.
+	cp "$BATS_TEST_TMPDIR/before.img" "$IMG"
+	poke 106 "$(printf %02x $(( $(od -An -tu1 -j 106 -N1 "$IMG") | 2 )))"
+	run -0 --separate-stderr kb tune.exfat -U random --json "$IMG"
+	jq -e '.root_grown' <<<"$output"
+	[ "$(percent_in_use 0)" -eq 255 ]
+	[ $(( $(od -An -tu2 -j 106 -N2 "$IMG") & 2 )) -eq 2 ]
+	run -0 "$KBOX" fsck.exfat -y "$IMG"
+	clean "$IMG"
 }
 
 @test "values print one a line, in the order asked, after the change" {

@@ -4,7 +4,8 @@
  * VolumeSerialNumber of both boot regions (with their checksum sectors) and
  * the root directory's volume label and volume GUID entries. A label or GUID
  * entry the root directory lacks is written into a free entry, and the root
- * directory is grown by a cluster (FAT, allocation bitmap) when it has none.
+ * directory is grown by a cluster (FAT, allocation bitmap, the main boot
+ * sector's PercentInUse) when it has none.
  * Labels are validated here for every tool that writes one (mkfs.exfat,
  * tune.exfat, exfatlabel). Every on-disk value is bounds-checked, so a
  * damaged or hostile image gives an error, never a crash.

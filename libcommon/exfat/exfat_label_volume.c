@@ -3,7 +3,9 @@
  *
  * The root directory is read whole (at most 256 MiB, usually one cluster);
  * the FAT and the allocation bitmap are read only where a new cluster is
- * looked for. A write goes through the undo file first, when there is one. */
+ * looked for (the whole bitmap then, to count the clusters in use for
+ * PercentInUse). A write goes through the undo file first, when there is
+ * one. */
 #include "exfat/exfat_label.h"
 
 #include "blockdev/blockdev.h"
@@ -357,10 +359,11 @@ static uint32_t free_entries(const struct exfat_id_volume *v, uint32_t want, uin
 	return n;
 }
 
-/* A cluster free in both the bitmap and the FAT, read a bitmap cluster at a
- * time. *bm_byte_pos gets the byte offset of its bitmap byte. */
-static int find_free_cluster(struct exfat_id_volume *v, uint32_t *found, uint64_t *bm_byte_pos, char *err,
-			     size_t err_len)
+/* Reads the whole bitmap, a cluster at a time: *found gets the first
+ * cluster free in both the bitmap and the FAT, *bm_byte_pos the byte offset
+ * of its bitmap byte, *in_use how many clusters the bitmap gives as used. */
+static int scan_bitmap(struct exfat_id_volume *v, uint32_t *found, uint64_t *bm_byte_pos, uint32_t *in_use,
+		       char *err, size_t err_len)
 {
 	const struct exfat_bitmap_entry *e = (const void *)entry_at(v, (uint32_t)v->bitmap_at);
 	uint64_t bytes = exfat_le64(e->data_length);
@@ -376,18 +379,24 @@ static int find_free_cluster(struct exfat_id_volume *v, uint32_t *found, uint64_
 	uint8_t *buf = malloc(v->csize);
 	int rc = -1;
 	*found = 0;
+	*in_use = 0;
 	if (!buf) {
 		fail(v, err, err_len, "out of memory");
 		goto out;
 	}
-	for (uint32_t k = 0; k < count && !*found; k++) {
+	for (uint32_t k = 0; k < count; k++) {
 		if (read_at(v, cluster_pos(v, chain[k]), buf, v->csize, err, err_len) < 0)
 			goto out;
-		for (uint64_t b = 0; b < v->csize && !*found; b++) {
-			if (buf[b] == 0xff)
+		uint64_t first = ((uint64_t)k << v->cshift) * 8;   /* the index of this cluster's first bit */
+		for (uint64_t b = 0; b < v->csize && first + b * 8 < v->cc; b++) {
+			/* Bits past the last cluster are not clusters. */
+			uint64_t left = v->cc - (first + b * 8);
+			unsigned mask = left >= 8 ? 0xffu : (1u << left) - 1;
+			*in_use += (uint32_t)__builtin_popcount(buf[b] & mask);
+			if (*found || buf[b] == 0xff)
 				continue;
 			for (unsigned bit = 0; bit < 8; bit++) {
-				uint64_t index = (((uint64_t)k << v->cshift) + b) * 8 + bit;
+				uint64_t index = first + b * 8 + bit;
 				uint32_t next;
 				if (index >= v->cc)
 					break;
@@ -406,6 +415,8 @@ static int find_free_cluster(struct exfat_id_volume *v, uint32_t *found, uint64_
 	rc = 0;
 	if (!*found)
 		rc = fail(v, err, err_len, "no free cluster to grow the root directory by: the volume is full");
+	else
+		*in_use += 1;   /* the one found, once it is taken */
 out:
 	free(buf);
 	free(chain);
@@ -415,6 +426,7 @@ out:
 struct growth {
 	uint32_t cluster;
 	uint64_t bm_byte_pos;
+	uint32_t in_use;           /* clusters in use once it is taken */
 };
 
 /* Checks that the change can be made whole; nothing is written. */
@@ -442,7 +454,7 @@ static int plan(struct exfat_id_volume *v, const struct exfat_id_change *c, uint
 			    "FATs is not supported");
 	if (((uint64_t)v->root_count + 1) << v->cshift > EXFAT_MAX_DIR_BYTES)
 		return fail(v, err, err_len, "the root directory is full at its largest size (256 MiB)");
-	if (find_free_cluster(v, &g->cluster, &g->bm_byte_pos, err, err_len) < 0)
+	if (scan_bitmap(v, &g->cluster, &g->bm_byte_pos, &g->in_use, err, err_len) < 0)
 		return -1;
 	/* The new cluster's entries follow the present ones. */
 	for (uint32_t k = got; k < want; k++)
@@ -469,7 +481,8 @@ static int write_serial(struct exfat_id_volume *v, uint32_t serial, char *err, s
 	return 0;
 }
 
-/* VolumeFlags are outside the checksum: only the main boot sector is written. */
+/* VolumeFlags and PercentInUse are outside the checksum, and the backup's
+ * are stale by definition: only the main boot sector is written. */
 static int write_flags(struct exfat_id_volume *v, uint16_t flags, char *err, size_t err_len)
 {
 	v->bs->volume_flags = htole16(flags);
@@ -561,8 +574,14 @@ static int id_write(struct exfat_id_volume *v, struct exfat_id_change *c, char *
 		return -1;
 	if (write_entries(v, c, slots, err, err_len) < 0 || flush(v, err, err_len) < 0)
 		return -1;
-	if (mark && write_flags(v, flags, err, err_len) < 0)
-		return -1;
+	/* PercentInUse follows the new cluster: the bitmap's count, rounded
+	 * down, or 0xFF ("not known") on a volume that was already dirty,
+	 * whose bitmap may be half-way through another change. */
+	if (g.cluster) {
+		v->bs->percent_in_use = mark ? (uint8_t)((uint64_t)g.in_use * 100 / v->cc) : 0xFF;
+		if (write_flags(v, flags, err, err_len) < 0)
+			return -1;
+	}
 	c->grown_cluster = g.cluster;
 	scan_root(v);
 	return 0;
