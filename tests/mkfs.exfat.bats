@@ -17,12 +17,74 @@ setup_file() {
 }
 
 teardown_file() {
-	if [ -f "$BATS_FILE_TMPDIR/mounted" ]; then
-		umount "$IMGDIR"
-	else
+	if [ ! -f "$BATS_FILE_TMPDIR/mounted" ]; then
 		rm -rf "$IMGDIR"
+		return 0
 	fi
+	# A loop device lets go of its (deleted) image only when its last user
+	# closes it, and exfat-fuse closes it after umount has returned.
+	unmounted() { umount "$1" 2>/dev/null; }
+	wait_until 30 "the loop devices on $IMGDIR to let go of its images" unmounted "$IMGDIR" && return 0
+	# Still held after that: only copies of a test's mount in other mount
+	# namespaces are let go of (lazily: the tmpfs holds deleted images
+	# alone, freed with those namespaces); anything else is a leak.
+	local holders status=0
+	holders=$(imgdir_holders "$IMGDIR") || status=$?
+	if [ "$status" -ne 0 ]; then
+		printf '%s is still busy:\n%s\n' "$IMGDIR" "$holders" >&2
+		return 1
+	fi
+	printf '# %s\n' "$holders" "$IMGDIR is unmounted lazily" >&3
+	umount -l "$IMGDIR"
 }
+
+# imgdir_holders DIR: says what keeps DIR busy. Returns 0 when all of it is
+# loop devices the tests detached whose mount lives on in another mount
+# namespace: one that a program made (unshare -m) while a test had the
+# device mounted keeps a copy of that mount, and exfat-fuse's fuseblk mount
+# keeps the loop device, for as long as that namespace lives.
+imgdir_holders() {
+	local dir=$1 ours leak=0 back sysdir loop file dev info pid
+	ours=$(readlink /proc/self/ns/mnt)
+	for back in /sys/block/loop*/loop/backing_file; do
+		file=$(cat "$back" 2>/dev/null) || continue
+		[[ $file == "$dir"/* ]] || continue
+		sysdir=${back%/loop/backing_file}
+		loop=/dev/${sysdir##*/}
+		dev=$(cat "$sysdir/dev")
+		if [ "$(cat "$sysdir/loop/autoclear")" != 1 ]; then
+			echo "$loop is still attached to $file: a test did not detach it"
+			leak=1
+			continue
+		fi
+		if mounts "$dev" /proc/self/mountinfo; then
+			echo "$loop ($file) is still mounted here"
+			leak=1
+			continue
+		fi
+		local elsewhere=0
+		for info in /proc/[0-9]*/mountinfo; do
+			pid=${info#/proc/}; pid=${pid%/mountinfo}
+			[ "$(readlink /proc/"$pid"/ns/mnt 2>/dev/null)" != "$ours" ] && mounts "$dev" "$info" || continue
+			echo "$loop ($file) is mounted in the mount namespace of process $pid" \
+				"($(cat /proc/"$pid"/comm 2>/dev/null)), made while a test had it mounted"
+			elsewhere=1
+			break
+		done
+		if [ "$elsewhere" = 0 ]; then
+			echo "$loop ($file) is open in: $(find /proc/[0-9]*/fd -lname "$loop" 2>/dev/null | cut -d/ -f3 | sort -u |
+				while read -r pid; do printf '%s (%s) ' "$pid" "$(cat /proc/"$pid"/comm 2>/dev/null)"; done)"
+			leak=1
+		fi
+	done
+	for pid in $(find /proc/[0-9]*/fd -lname "$dir/*" 2>/dev/null | cut -d/ -f3 | sort -u); do
+		echo "process $pid ($(cat /proc/"$pid"/comm 2>/dev/null)) has a file of $dir open"
+		leak=1
+	done
+	return "$leak"
+}
+# mounts MAJ:MIN MOUNTINFO: true when a mount in MOUNTINFO is of that device.
+mounts() { awk -v d="$1" '$3 == d { found = 1 } END { exit !found }' "$2" 2>/dev/null; }
 
 setup() {
 	require_applet mkfs.exfat
