@@ -397,7 +397,8 @@ clusters_in_use() {
 	local before; before=$(sum "$IMG")
 	( exec 9<>"$IMG"; flock -x 9; exec sleep 60 ) 3>&- &
 	local holder=$!
-	for _ in $(seq 100); do flock -n -s "$IMG" true || break; sleep 0.05; done
+	locked() { ! flock -n -s "$IMG" true; }
+	wait_until 10 "the holder to lock $IMG" locked
 	run kb tune.exfat -L x "$IMG"
 	local set_status=$status set_out=$output
 	run --separate-stderr kb tune.exfat -l "$IMG"
