@@ -224,10 +224,13 @@ target_survives_rounds() {
 @test "an existing FIFO or device is written in place, a symlink's file is replaced" {
 	start_target --mib 8 --threads 1
 	mkfifo "$WORK/fifo"
-	cat "$WORK/fifo" >"$WORK/from-fifo" &
+	# fd 3 closed: bats would wait for a reader left blocked by a failed run.
+	cat "$WORK/fifo" >"$WORK/from-fifo" 3>&- &
 	local reader=$!
+	TARGETS+=("$reader")
 	run kb uffd-snapshot -o "$WORK/fifo" "$T"
 	assert_success
+	wait_until 30 "the FIFO's reader to read the core to its end" ended "$reader"
 	wait "$reader"
 	[ -p "$WORK/fifo" ]
 	run "$KBOX_TESTBIN/snap-check" "$WORK/from-fifo" "$LAYOUT"
@@ -403,15 +406,17 @@ target_survives_rounds() {
 @test "a target that exits during the copy: exit 3, no file" {
 	start_target --mib 256 --threads 1
 	# The reader takes the first bytes (the copy has begun), then holds the
-	# copy back until the target is killed.
-	( rc=0; kb uffd-snapshot -o - "$T" 2>"$WORK/err" || rc=$?; echo "$rc" >"$WORK/rc" ) |
+	# copy back until the target is killed. (fd 3 closed: bats would wait
+	# for a pipeline left hanging by a failed test.)
+	{ ( rc=0; kb uffd-snapshot -o - "$T" 2>"$WORK/err" || rc=$?; echo "$rc" >"$WORK/rc" ) |
 		( head -c 1 >/dev/null; touch "$WORK/copying"
-		  wait_until 30 "the target to be killed" test -e "$WORK/killed" && cat >/dev/null ) &
+		  wait_until 30 "the target to be killed" test -e "$WORK/killed" && cat >/dev/null ); } 3>&- &
 	pipe=$!
 	wait_until 30 "the core's first bytes" test -e "$WORK/copying"
 	kill -KILL "$T"
 	wait "$T" 2>/dev/null || true
 	touch "$WORK/killed"
+	wait_until 30 "uffd-snapshot to end once its target was killed" ended "$pipe"
 	wait "$pipe"
 	[ "$(cat "$WORK/rc")" -eq 3 ]
 	grep -q "exited during the copy" "$WORK/err"
@@ -422,17 +427,22 @@ target_survives_rounds() {
 
 @test "a target that starts another program during the copy: exit 3, no file" {
 	start_target --mib 256 --threads 1
-	# The copy waits on a FIFO while the target executes sleep.
+	# The copy waits on a FIFO while the target executes sleep. Once
+	# uffd-snapshot has ended, the FIFO is opened (read-write: that never
+	# blocks) and closed, so that our opening of it returns even when
+	# uffd-snapshot failed before opening it.
 	mkfifo "$WORK/fifo"
-	( rc=0; kb uffd-snapshot -o "$WORK/fifo" "$T" 2>"$WORK/err" || rc=$?; echo "$rc" >"$WORK/rc" ) &
+	( rc=0; kb uffd-snapshot -o "$WORK/fifo" "$T" 2>"$WORK/err" || rc=$?; echo "$rc" >"$WORK/rc"
+	  : <>"$WORK/fifo" ) 3>&- &
 	local snap=$!
 	exec 5<"$WORK/fifo"
-	head -c 1M <&5 >/dev/null
+	timeout 60 head -c 1M <&5 >/dev/null || fail "uffd-snapshot wrote no first MiB within 60 s"
 	kill -USR2 "$T"
 	runs_sleep() { [[ $(readlink /proc/"$T"/exe) == */sleep ]]; }
 	wait_until 10 "the target to execute sleep" runs_sleep
-	cat <&5 >/dev/null
+	timeout 60 cat <&5 >/dev/null || fail "uffd-snapshot wrote no end of its output within 60 s"
 	exec 5<&-
+	wait_until 30 "uffd-snapshot to end after its output" ended "$snap"
 	wait "$snap"
 	[ "$(cat "$WORK/rc")" -eq 3 ]
 	run cat "$WORK/err"
