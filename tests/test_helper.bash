@@ -48,14 +48,6 @@ poke() {
 # Every wait in a test is bounded: wait_until SECONDS WHAT COMMAND [ARG]...
 source "$KBOX_ROOT/tests/wait.sh"
 
-# True once process PID has ended: gone, or a zombie its parent has not reaped.
-ended() {
-	local stat
-	stat=$(cat /proc/"$1"/stat 2>/dev/null) || return 0
-	stat=${stat##*) }
-	[ "${stat%% *}" = Z ]
-}
-
 # exfat_tree DIR: a small tree to populate test volumes with: a.txt ("hello"),
 # dir/b.bin (20000 random bytes), dir/sub/c.bin (300000), dir/n1..n20.
 exfat_tree() {

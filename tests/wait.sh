@@ -20,6 +20,15 @@ wait_until() {
 	done
 }
 
+# ended PID: true once process PID has ended: gone, or a zombie its parent
+# has not reaped. For wait_until 10 "X to exit" ended "$pid".
+ended() {
+	local stat
+	stat=$(cat /proc/"$1"/stat 2>/dev/null) || return 0
+	stat=${stat##*) }
+	[ "${stat%% *}" = Z ]
+}
+
 # loop_detach SECONDS DEVICE
 #   Detaches a loop device and waits until it has let go of its backing file.
 #   A FUSE daemon on it (exfat-fuse) writes its last changes after umount
