@@ -30,18 +30,23 @@ chip=$(gpiosim_create bench 1 pin)
 pull=$(_gpiosim_line_dir bench bank0 0)/pull
 # CPU ticks (user + sys, 1/100 s) a process has used so far.
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+banner_printed() { grep -q watching /tmp/err 2>/dev/null; }
 start_tool() { # TOOL [FORMAT]: starts it in the background as $p, returns when it is ready
 	rm -f /tmp/ev /tmp/err
 	if [ "$1" = gpio-watch ]; then
 		gpio-watch --banner -e both -F '%q %Q' pin >/tmp/ev 2>/tmp/err &
 		p=$!
-		i=0
-		until grep -q watching /tmp/err 2>/dev/null || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+		wait_until 10 "gpio-watch to print its banner" banner_printed || exit 1
 	else
 		gpiomon -F '%o %e' "${chip#/dev/}" 0 >/tmp/ev 2>/tmp/err &
 		p=$!
 	fi
 	sleep 1        # gpiomon 1.6 says nothing once it is ready; settle both alike
+}
+stop_tool() { # TOOL: ends $p with SIGTERM, waiting 10 s at most
+	kill -TERM $p
+	wait_until 10 "$1 to exit on SIGTERM" ended $p || exit 1
+	wait $p
 }
 run_tool() { # MODE PAUSE_US TOOL ROUND
 	start_tool "$3"
@@ -49,8 +54,7 @@ run_tool() { # MODE PAUSE_US TOOL ROUND
 	gpio-line toggle "$pull" "$EDGES" "$2"
 	sleep 2        # let the last events drain
 	t1=$(ticks $p)
-	kill -TERM $p
-	wait $p
+	stop_tool "$3"
 	events=$(wc -l </tmp/ev)
 	gaps=-
 	[ "$3" = gpio-watch ] && gaps=$(awk 'NR > 1 && $1 != prev + 1 { g += $1 - prev - 1 } { prev = $1 } END { print g + 0 }' /tmp/ev)
@@ -69,8 +73,7 @@ for tool in gpio-watch gpiomon; do  # CPU over 10 s of watching while nothing ha
 	t0=$(ticks $p)
 	sleep 10
 	echo "idle $tool $(( ($(ticks $p) - t0) * 10000 ))"
-	kill -TERM $p
-	wait $p
+	stop_tool $tool
 done
 VMEOF
 
