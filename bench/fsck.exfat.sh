@@ -145,7 +145,7 @@ row() {
 # One bench at a time: images are built once, and two runs side by side
 # would time each other.
 exec 9>>"$DIR/.lock"
-flock 9
+flock -w 1800 9 || { echo "bench: another run held $DIR/.lock for 30 minutes" >&2; exit 1; }
 
 printf '%-20s %9s %9s %6s  %9s %9s %6s  %9s %9s %6s\n' image "kbox ms" "peer ms" ratio \
 	"kbox cpu" "peer cpu" ratio "kbox KiB" "peer KiB" ratio
