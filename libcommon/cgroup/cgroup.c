@@ -41,10 +41,25 @@ static int fail(struct kb_cgroup_err *e, int err, const char *fmt, ...)
 	return -1;
 }
 
+/* Appends the n bytes at s to out, which holds *at bytes, and keeps it
+ * NUL-terminated; false, appending nothing, when they do not fit.  The paths
+ * on the way to a spawn are built with this, not snprintf: the printf
+ * machinery is a large piece of code that each start would run cold. */
+static bool append(char *out, size_t len, size_t *at, const char *s, size_t n)
+{
+	if (*at + n >= len)
+		return false;
+	memcpy(out + *at, s, n);
+	*at += n;
+	out[*at] = '\0';
+	return true;
+}
+
 static int join(char *out, size_t len, const char *dir, const char *name)
 {
-	int n = snprintf(out, len, "%s/%s", dir, name);
-	if (n < 0 || (size_t)n >= len) {
+	size_t at = 0;
+	if (!append(out, len, &at, dir, strlen(dir)) || !append(out, len, &at, "/", 1) ||
+	    !append(out, len, &at, name, strlen(name))) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -53,9 +68,16 @@ static int join(char *out, size_t len, const char *dir, const char *name)
 
 /* ---- the mount ------------------------------------------------------------ */
 
+/* Copies s (NULL: "") into out, cut to fit. */
 static void copy_str(char *out, size_t len, const char *s)
 {
-	snprintf(out, len, "%s", s ? s : "");
+	if (!len)
+		return;
+	size_t n = s ? strlen(s) : 0;
+	if (n >= len)
+		n = len - 1;
+	memcpy(out, s ? s : "", n);
+	out[n] = '\0';
 }
 
 /* Whether a comma-separated option list has the option. */
@@ -104,10 +126,10 @@ static bool to_parent(char *dir)
 static bool cgroup2_mount_of(const char *path, char *out, size_t len)
 {
 	char dir[KB_CGROUP_PATH_MAX];
+	size_t n = 0;
 	if (path[0] != '/' || strstr(path, "/./") || strstr(path, "/../") ||
-	    snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+	    !append(dir, sizeof(dir), &n, path, strlen(path)))
 		return false;
-	size_t n = strlen(dir);
 	while (n > 1 && dir[n - 1] == '/')
 		dir[--n] = '\0';
 	const char *last = strrchr(dir, '/') + 1;
@@ -229,7 +251,9 @@ int kb_cgroup_resolve(const struct kb_cgroup_mount *m, const char *name,
 		 * in a v1 hierarchy would silently become a new cgroup2 one. */
 		return fail(e, EINVAL, "%s is in a cgroup v1 hierarchy; cgroup2 is mounted at %s", name,
 			    m->path);
-	int n = snprintf(out, len, "%s", m->path);
+	size_t at = 0;
+	if (!append(out, len, &at, m->path, ml))
+		return fail(e, ENAMETOOLONG, "%s: cgroup path too long", name);
 	for (const char *s = rel; *s;) {
 		while (*s == '/')
 			s++;
@@ -239,9 +263,8 @@ int kb_cgroup_resolve(const struct kb_cgroup_mount *m, const char *name,
 		size_t cl = end - s;
 		if ((cl == 1 && s[0] == '.') || (cl == 2 && s[0] == '.' && s[1] == '.'))
 			return fail(e, EINVAL, "%s: '.' and '..' are not allowed in a cgroup path", name);
-		if (n < 0 || (size_t)n + 1 + cl >= len)
+		if (!append(out, len, &at, "/", 1) || !append(out, len, &at, s, cl))
 			return fail(e, ENAMETOOLONG, "%s: cgroup path too long", name);
-		n += snprintf(out + n, len - n, "/%.*s", (int)cl, s);
 		s = end;
 	}
 	return 0;
