@@ -196,6 +196,14 @@ static int kbox_main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
+	/* The common case first, past none of the option comparisons. */
+	if (cmd[0] != '-') {
+		if (!(a = find_applet(cmd))) {
+			kb_warn("applet not found: %s", cmd);
+			return 127;
+		}
+		return run_applet(a, argc - 1, argv + 1);
+	}
 	if (!strcmp(cmd, "--list") || !strcmp(cmd, "--list-full")) {
 		int full = !strcmp(cmd, "--list-full");
 		FOR_EACH_APPLET(a)
@@ -228,16 +236,9 @@ static int kbox_main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "--libs"))
 		return print_libraries(argc - 2, argv + 2);
-	if (cmd[0] == '-') {
-		kb_warn("unknown option: %s", cmd);
-		fputs("Try 'kbox --help' for more information.\n", stderr);
-		return 2;
-	}
-	if (!(a = find_applet(cmd))) {
-		kb_warn("applet not found: %s", cmd);
-		return 127;
-	}
-	return run_applet(a, argc - 1, argv + 1);
+	kb_warn("unknown option: %s", cmd);
+	fputs("Try 'kbox --help' for more information.\n", stderr);
+	return 2;
 }
 
 int main(int argc, char **argv)
