@@ -12,7 +12,8 @@
 # Then kbox --version beside a libc-only program (bench/startup.bash).
 # Environment: N (spawns per round, default 200), ROUNDS (default 5), N_VM
 # (spawns per round in the VM, where TCG makes each one slow; default 40),
-# BENCH_VM=0 to skip the VM part.  Needs root.
+# BENCH_VM=0 to skip the VM part.  Needs root.  The host's load average is printed
+# with each part: the machine may be shared.
 set -eu
 cd "$(dirname "$0")/.."
 KBOX=${KBOX:-$PWD/kbox}
@@ -79,7 +80,7 @@ trap 'rm -rf "$floor"; rmdir "$cg" 2>/dev/null || true' EXIT
 ${CC:-cc} -O2 -o "$floor/dynamic" bench/spawn-floor.c
 ${CC:-cc} -O2 -static -o "$floor/static" bench/spawn-floor.c
 
-echo "host: $(uname -r), cgroup2 at $root, $N spawns x $ROUNDS rounds into $cg"
+echo "host: $(uname -r), cgroup2 at $root, $N spawns x $ROUNDS rounds into $cg, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 cgexec_ok=
 if command -v cgexec >/dev/null && cgexec -g "hugetlb:$rel" true 2>/dev/null; then cgexec_ok=1
 else echo "host: Debian's cgexec fails on this layout ($(cgexec -g "hugetlb:$rel" true 2>&1 | head -1)); compared in the VM below"; fi
@@ -94,6 +95,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 report kbox shell cgexec "floor, libc only" "floor, static" "kbox --version (start-up alone)" "/bin/true alone"
 floor_ratios
+echo "host: load average $(cut -d' ' -f1-3 /proc/loadavg) after"
 . bench/startup.bash
 startup_bench "$KBOX"
 
@@ -153,6 +155,7 @@ trap 'rm -rf "$script" "$libdir" "$floor"; rmdir "$cg" 2>/dev/null || true' EXIT
 		true
 	EOF
 } >"$script"
+echo "vm: host load average $(cut -d' ' -f1-3 /proc/loadavg) before the VM starts"
 if out=$(tests/vm/run --timeout 600 "${files[@]}" "$script"); then
 	samples=()
 	while read -r name m; do
@@ -167,6 +170,7 @@ if out=$(tests/vm/run --timeout 600 "${files[@]}" "$script"); then
 	[ -n "${samples[cgexec]:-}" ] || echo "vm: cgexec did not run there"
 	report kbox shell cgexec "floor, libc only" "floor, static" "kbox --version (start-up alone)"
 	floor_ratios
+	echo "vm: host load average $(cut -d' ' -f1-3 /proc/loadavg) after"
 else
 	echo "vm: the VM run failed; see above"
 fi
