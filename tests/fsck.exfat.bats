@@ -554,6 +554,40 @@ checked() {
 	same a.txt a.txt
 }
 
+# upcase_first: the up-case table's first cluster, as its entry says.
+upcase_first() { od -An -tu4 -j $(($(loc upcase | cut -d' ' -f2) + 20)) -N4 "$IMG" | tr -d ' '; }
+
+@test "upcase-table: a damaged table whose chain runs onto a directory's first cluster gives it up; the default table goes to free clusters" {
+	local up sub; up=$(upcase_first) sub=$(field /dir/sub 2)
+	# The table's second link points at dir/sub's one cluster: its checksum
+	# no longer matches, and its own second cluster is left to none.
+	set_fat "$up" "$sub"
+	checked cross-link /
+	echo "$PROBLEM" | jq -e --arg m "up-case table: its cluster chain runs onto the first cluster $sub of /dir/sub (after 1 clusters)" \
+		'.message == $m and .repair == "end its chain after 1 clusters"'
+	echo "$output" | jq -e '[.problems[].code] | sort == ["bitmap-orphan", "cross-link", "upcase-table"]'
+	repair
+	# The default table keeps its first cluster; dir/sub's entries were never written over.
+	[ "$(upcase_first)" -eq "$up" ] && [ "$(fat_of "$up")" -ne "$sub" ] && [ "$(field /dir/sub 2)" -eq "$sub" ]
+	local files=(a.txt a.txt keep.txt keep.txt dir/b.bin dir/b.bin dir/sub/c.bin dir/sub/c.bin) i
+	for i in $(seq 1 20); do files+=("dir/n$i" "dir/n$i"); done
+	same "${files[@]}"
+}
+
+@test "upcase-table: a damaged table whose chain runs into a file's FAT chain gives the clusters up; the file keeps its whole chain" {
+	fuse_image
+	local up a1 a2; up=$(upcase_first) a1=$(field /a 2); a2=$(fat_of "$a1")
+	# The table's chain goes on from its first cluster into a's, past its size.
+	set_fat "$up" "$a2"
+	checked cross-link /
+	echo "$PROBLEM" | jq -e --arg m "up-case table: cluster $a2 (after 1 clusters) is also claimed by /a, and its TableChecksum does not match its contents" \
+		'.message == $m and .repair == "end its chain after 1 clusters"'
+	echo "$output" | jq -e '[.problems[].code] | sort == ["bitmap-orphan", "cross-link", "upcase-table"]'
+	repair
+	[ "$(field /a 3)" -eq 24576 ] && [ "$(fat_of "$a1")" -eq "$a2" ] && [ "$(fat_of "$up")" -ne "$a2" ]
+	same a a b b f1 f1 f2 f2 f3 f3 f4 f4 f5 f5 f6 f6 f7 f7 d/g d/g z z
+}
+
 # ---- directory entries ---------------------------------------------------
 
 @test "set-checksum: a wrong SetChecksum is recomputed" {

@@ -313,6 +313,8 @@ int exfat_fsck_run(int fd, uint64_t dev_size, const struct exfat_fsck_opts *opts
 	cancelled(&v); /* a late stop is taken here, where the FAT is written */
 	if (!v.failed)
 		fsck_claims_done(&v);
+	if (!v.failed && !v.quit)
+		fsck_rewrite_upcase(&v);
 	if (v.quit && !v.failed) {
 		/* Repairs already made stay whole (a truncated size with its
 		 * end-of-chain mark); the dirty mark stays for the next check. */

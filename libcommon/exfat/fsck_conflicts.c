@@ -28,7 +28,10 @@
  * the bytes lost are said. When the evidence weighs the same against both,
  * the later claim (in walk order) is cut back. The root directory, the
  * allocation bitmap and the up-case table, a cluster marked bad, and a
- * directory already checked never give up clusters.
+ * directory already checked never give up clusters; an up-case table found
+ * damaged (its TableChecksum, size or chain) is weighed like a damaged entry
+ * set instead (its chain may have gone astray into a file's), since the
+ * default table replaces it once settled (fsck_rewrite_upcase()).
  *
  * Memory: nothing per cluster while the walk runs; a few bitmaps of the
  * cluster count while settling. Repairs go through the undo file like every
@@ -177,6 +180,7 @@ struct holder {
 	uint32_t *list;                /* the clusters it holds */
 	bool fixed;                    /* never cut back (structure, directory already checked) */
 	bool bad;                      /* a cluster marked bad */
+	bool upcase;                   /* the up-case table, damaged: weighed like a file */
 	uint32_t pending;              /* its index in v->pending, or NONE */
 	bool changed;                  /* its hold changed in this round */
 };
@@ -268,7 +272,10 @@ static int census_hold(struct vol *v, struct census *cs, struct holder *tmpl, ui
 	return h == NONE ? 0 : 1;
 }
 
-static int census_structure(struct vol *v, struct census *cs, const uint32_t *src, uint32_t n, const char *what)
+/* A volume structure's clusters; against: what weighs against its claim (a
+ * damaged up-case table, to be rewritten), else it never gives them up. */
+static int census_structure(struct vol *v, struct census *cs, const uint32_t *src, uint32_t n, const char *what,
+			    unsigned against)
 {
 	if (!n)
 		return 0;
@@ -278,8 +285,10 @@ static int census_structure(struct vol *v, struct census *cs, const uint32_t *sr
 		return -1;
 	}
 	memcpy(list, src, sizeof(uint32_t) * n);
-	exfat_bitmap_set(cs->firsts, list[0] - EXFAT_FIRST_CLUSTER);
-	struct holder t = { .c = { .first = list[0] }, .what = what, .fixed = true, .pending = NONE };
+	if (!against)
+		exfat_bitmap_set(cs->firsts, list[0] - EXFAT_FIRST_CLUSTER);
+	struct holder t = { .c = { .first = list[0], .flags = against }, .what = what, .fixed = !against,
+			    .upcase = against != 0, .pending = NONE };
 	int rc = census_hold(v, cs, &t, list, n);
 	if (rc <= 0)
 		free(list);
@@ -431,13 +440,13 @@ static int census_run(struct vol *v, struct census *cs)
 	qsort(cs->tg, cs->ntg, sizeof(*cs->tg), target_cmp);
 
 	uint32_t *upcase = v->upcase_count ? fsck_chain_list(v, v->upcase_first, false, v->upcase_count) : NULL;
-	int rc = census_structure(v, cs, v->root_clusters, v->root_count, "the root directory");
+	int rc = census_structure(v, cs, v->root_clusters, v->root_count, "the root directory", 0);
 	if (!rc)
-		rc = census_structure(v, cs, v->bm_clusters, v->bm_count, "the allocation bitmap");
+		rc = census_structure(v, cs, v->bm_clusters, v->bm_count, "the allocation bitmap", 0);
 	if (!rc)
-		rc = census_structure(v, cs, v->bm_copy_clusters, v->bm_copy_count, "the other FAT's allocation bitmap");
+		rc = census_structure(v, cs, v->bm_copy_clusters, v->bm_copy_count, "the other FAT's allocation bitmap", 0);
 	if (!rc && upcase)
-		rc = census_structure(v, cs, upcase, v->upcase_count, "the up-case table");
+		rc = census_structure(v, cs, upcase, v->upcase_count, "the up-case table", v->upcase_against);
 	free(upcase);
 	if (rc < 0 || v->failed)
 		return -1;
@@ -489,7 +498,7 @@ struct side {
 	uint32_t firsts;               /* how many such first clusters list holds */
 	uint32_t clear;                /* clusters it alone claims, marked free in the bitmap */
 	unsigned flags;
-	bool fixed, bad;
+	bool fixed, bad, upcase;
 };
 
 /* The evidence against a claim, heaviest first, as the place it is in. */
@@ -562,9 +571,11 @@ static void describe(const struct side *s, const struct side *o, enum against wh
 			snprintf(buf, len, "its cluster chain runs onto the first cluster %u of %s (after %u clusters)",
 				 f, whose, s->first_hit);
 	} else if (why == AGAINST_ENTRY || why == AGAINST_BITMAP) {
-		snprintf(buf, len, "cluster %u (after %u clusters) is also claimed by %s, and this file's %s", x, s->idx,
-			 o->what, why == AGAINST_BITMAP ? "clusters are marked free in the allocation bitmap" :
-			 s->flags & CLAIM_SUSPECT ? "entry set had a wrong checksum" :
+		snprintf(buf, len, "cluster %u (after %u clusters) is also claimed by %s, and %s %s", x, s->idx, o->what,
+			 s->upcase ? "its" : "this file's",
+			 why == AGAINST_BITMAP ? "clusters are marked free in the allocation bitmap" :
+			 s->flags & CLAIM_SUSPECT ? (s->upcase ? "TableChecksum does not match its contents" :
+						    "entry set had a wrong checksum") :
 			 s->flags & CLAIM_CHAIN ? "cluster chain disagrees with its size" :
 			 "claim was already cut back for running past its own clusters");
 	} else {
@@ -643,6 +654,13 @@ static void cut(struct vol *v, const struct side *s, uint32_t held, uint32_t kee
 	c->held = keep;
 	if (keep)
 		c->last = s->list[keep - 1];
+	if (s->upcase) {
+		/* Its entry is made anew with the default table, once settled. */
+		v->upcase_count = keep;
+		if (write && keep)
+			fsck_fat_set(v, s->list[keep - 1], EXFAT_FAT_EOC);
+		return;
+	}
 	note_set(v, c->key, CLAIM_CUT, 0, keep);
 	if (!write)
 		return;
@@ -672,8 +690,14 @@ static bool cut_loser(struct vol *v, struct settle *st, const struct side *s, co
 	char why[320], repair[64];
 	uint32_t keep = decided == AGAINST_NOTHING ? s->idx : keep_of(v, st, s);
 	describe(s, o, decided, why, sizeof(why));
-	snprintf(repair, sizeof(repair), "truncate to %llu bytes", (unsigned long long)kept_bytes(v, s->c, keep));
-	bool fix = fsck_problem(v, "cross-link", s->c->path, s->c->pos[1], false, repair, "%s", why);
+	bool fix;
+	if (s->upcase) {
+		snprintf(repair, sizeof(repair), "end its chain after %u clusters", keep);
+		fix = fsck_problem(v, "cross-link", "/", v->upcase_pos, false, repair, "up-case table: %s", why);
+	} else {
+		snprintf(repair, sizeof(repair), "truncate to %llu bytes", (unsigned long long)kept_bytes(v, s->c, keep));
+		fix = fsck_problem(v, "cross-link", s->c->path, s->c->pos[1], false, repair, "%s", why);
+	}
 	if (fix || !v->o->writable)
 		cut(v, s, held, keep, fix);
 	return fix || !v->o->writable;
@@ -810,7 +834,7 @@ static void decide(struct vol *v, struct settle *st, struct census *cs, uint32_t
 	struct holder *hd = &cs->h[h];
 	struct side P = { .c = c, .what = c->path, .idx = c->held, .flags = c->flags };
 	struct side H = { .c = &hd->c, .what = hd->what, .list = hd->list, .n = hd->c.held, .idx = cs->index_in[p],
-			  .flags = hd->c.flags, .fixed = hd->fixed, .bad = hd->bad };
+			  .flags = hd->c.flags, .fixed = hd->fixed, .bad = hd->bad, .upcase = hd->upcase };
 	if (hd->pending != NONE)
 		H.c = &v->pending[hd->pending];
 	struct chain ch = { 0 };

@@ -431,6 +431,19 @@ static int write_default_upcase(struct vol *v, const uint32_t *clusters, uint32_
 	return done == sizeof(table) ? 0 : -1;
 }
 
+/* A damaged up-case table's chain may have gone astray (a FAT entry
+ * pointing into a file): it keeps its clusters only as far as no file's
+ * claim outweighs its own (fsck_conflicts.c), and the default table is
+ * written once that is known, never now over clusters a file may own. */
+static void upcase_damaged(struct vol *v, uint64_t pos, const char *reason, bool chain_disagrees)
+{
+	exfat_upcase_default_map(v->upcase);
+	v->upcase_pos = pos;
+	v->upcase_against = CLAIM_SUSPECT | (chain_disagrees ? CLAIM_CHAIN : 0);
+	v->upcase_rewrite = fsck_problem(v, "upcase-table", "/", pos, false, "write the default up-case table",
+					 "up-case table damaged: %s", reason);
+}
+
 static void load_upcase(struct dir_ctx *d, uint32_t i)
 {
 	struct vol *v = d->v;
@@ -480,30 +493,52 @@ static void load_upcase(struct dir_ctx *d, uint32_t i)
 			snprintf(reason, sizeof(reason), "%s", why);
 	}
 	free(table);
+	free(ch.list);
+	if (reason[0]) {
+		upcase_damaged(v, pos, reason, ch.count < want || ch.extra);
+		return;
+	}
+	/* Its checksum vouches for its clusters: the link past the last is
+	 * the one astray. */
 	if (ch.extra && fsck_problem(v, "chain-long", "/", pos, true, "end the chain at the table size",
 				     "up-case table chain continues past %llu clusters", (unsigned long long)want))
 		fsck_fat_set(v, ch.last, EXFAT_FAT_EOC);
-	if (reason[0]) {
-		exfat_upcase_default_map(v->upcase);
-		uint64_t room = (uint64_t)ch.count << v->cshift;
-		bool fits = room >= EXFAT_UPCASE_DEFAULT_BYTES;
-		if (fsck_problem(v, "upcase-table", "/", pos, false, fits ? "write the default up-case table" : NULL,
-				 "up-case table damaged: %s", reason) &&
-		    write_default_upcase(v, ch.list, ch.count) == 0) {
-			uint32_t used = (EXFAT_UPCASE_DEFAULT_BYTES + v->csize - 1) >> v->cshift;
-			exfat_build_upcase_entry(e, exfat_le32(e->first_cluster), EXFAT_UPCASE_DEFAULT_BYTES,
-						 EXFAT_UPCASE_DEFAULT_CHECKSUM);
-			if (used < ch.count)
-				fsck_fat_set(v, ch.list[used - 1], EXFAT_FAT_EOC);
-			/* Clusters past the new end are no longer the table's. */
-			for (uint32_t k = used; k < ch.count; k++)
-				exfat_bitmap_clear(v->used, ch.list[k] - EXFAT_FIRST_CLUSTER);
-			if (used < ch.count)
-				v->upcase_count = used;
-			fsck_touch(d, i, 1);
-		}
+}
+
+void fsck_rewrite_upcase(struct vol *v)
+{
+	if (!v->upcase_rewrite || v->failed)
+		return;
+	uint32_t need = (uint32_t)((EXFAT_UPCASE_DEFAULT_BYTES + v->csize - 1) >> v->cshift);
+	uint32_t held = v->upcase_count, keep = held < need ? held : need, cursor = 0;
+	uint32_t *list = malloc(sizeof(uint32_t) * (held > need ? held : need));
+	if (!list) {
+		fsck_fail_op(v, "out of memory");
+		return;
 	}
-	free(ch.list);
+	for (uint32_t k = 0, c = v->upcase_first; k < held; k++, c = fsck_fat_get(v, c))
+		list[k] = c;
+	/* Clusters it holds past the default table's are no longer its own. */
+	for (uint32_t k = keep; k < held; k++)
+		exfat_bitmap_clear(v->used, list[k] - EXFAT_FIRST_CLUSTER);
+	uint32_t n = keep;
+	while (n < need && (list[n] = fsck_alloc_cluster(v, &cursor)) != 0)
+		n++;
+	uint8_t entry[EXFAT_ENTRY_SIZE];
+	if (n < need) {
+		fsck_problem(v, "upcase-table", "/", v->upcase_pos, false, NULL,
+			     "no free cluster left for the default up-case table");
+	} else if (write_default_upcase(v, list, need) == 0 &&
+		   fsck_dev_read(v, v->upcase_pos, entry, sizeof(entry)) == 0) {
+		for (uint32_t k = 0; k + 1 < need; k++)
+			fsck_fat_set(v, list[k], list[k + 1]);
+		fsck_fat_set(v, list[need - 1], EXFAT_FAT_EOC);
+		exfat_build_upcase_entry((struct exfat_upcase_entry *)entry, list[0], EXFAT_UPCASE_DEFAULT_BYTES,
+					 EXFAT_UPCASE_DEFAULT_CHECKSUM);
+		if (fsck_dev_write(v, v->upcase_pos, entry, sizeof(entry)) == 0)
+			v->upcase_first = list[0], v->upcase_count = need;
+	}
+	free(list);
 }
 
 static void check_label(struct dir_ctx *d, uint32_t i)

@@ -96,6 +96,9 @@ struct vol {
 	struct exfat_upcase_map *upcase;  /* the volume's up-case table, expanded */
 	bool upcase_found;
 	uint32_t upcase_first, upcase_count; /* the up-case table's chain, as held */
+	uint64_t upcase_pos;           /* byte offset of its entry */
+	unsigned upcase_against;       /* damaged: what weighs against its claim (CLAIM_*), else 0 */
+	bool upcase_rewrite;           /* damaged: the default table is written once the claims are settled */
 
 	/* Claims that ran into a cluster already held, settled after the walk
 	 * (fsck_conflicts.c); what the walk saw against a file's claim, and
@@ -396,6 +399,9 @@ void fsck_delete_entries(struct dir_ctx *d, uint32_t first, uint32_t count);
 int fsck_push_dir(struct vol *v, char *path, uint32_t *clusters, uint32_t count, uint32_t depth);
 int fsck_read_dir(struct vol *v, const struct dir_job *job, uint8_t *buf);
 void fsck_check_dir(struct vol *v, struct dir_job *job, bool root);
+/* Once the claims are settled: a damaged up-case table gets the default
+ * one, in the clusters it still holds, then in free ones. */
+void fsck_rewrite_upcase(struct vol *v);
 
 /* ---- orphans kept in /LOST+FOUND (fsck_lost_found.c) --------------------- */
 
