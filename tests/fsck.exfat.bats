@@ -428,6 +428,23 @@ checked() {
 	same a a f7 f7 d/g d/g
 }
 
+@test "cross-link: both claims damaged: the one its checksum and its chain both speak against gives the clusters up" {
+	fuse_image
+	local b1 b3 b5 off; b1=$(field /b 2); b3=$(fat_of "$(fat_of "$b1")"); b5=$(fat_of "$(fat_of "$b3")")
+	# a (walked first) now starts in b's chain, its checksum wrong and its
+	# chain too short from there; b's own chain ends a cluster early.
+	off=$(field /a 1)
+	poke $((off + 32 + 20)) $(le32 "$b3")
+	set_fat "$b5" 0xFFFFFFFF
+	checked cross-link /a
+	echo "$PROBLEM" | jq -e --arg m "cluster $b3 (after 0 clusters) is also claimed by /b, and this file's entry set had a wrong checksum" \
+		'.message == $m and .repair == "truncate to 0 bytes"'
+	echo "$output" | jq -e '[.problems[] | select(.path == "/b") | .code] == ["chain-short"]'
+	repair
+	[ "$(field /a 3)" -eq 0 ] && [ "$(field /b 3)" -eq 20480 ]
+	same b b 20480 f1 f1 f2 f2 f3 f3 f4 f4 f5 f5 f6 f6 f7 f7 d/g d/g z z
+}
+
 @test "cross-link: a directory whose entry set was damaged is read only once its clusters are settled" {
 	fuse_image
 	local off x; off=$(field /d 1) x=$(( $(field /f6 2) + 2 ))

@@ -26,12 +26,13 @@
  * (a cross-link): the waiting file gets a copy of the shared clusters in free
  * ones, so both keep their data; with no room for it, it is cut back, and
  * the bytes lost are said. When the evidence weighs the same against both,
- * the later claim (in walk order) is cut back. The root directory, the
- * allocation bitmap and the up-case table, a cluster marked bad, and a
- * directory already checked never give up clusters; an up-case table found
- * damaged (its TableChecksum, size or chain) is weighed like a damaged entry
- * set instead (its chain may have gone astray into a file's), since the
- * default table replaces it once settled (fsck_rewrite_upcase()).
+ * the claim against which more of the kinds in 1 speak is cut back, and
+ * when that is even too, the later claim (in walk order). The root
+ * directory, the allocation bitmap and the up-case table, a cluster marked
+ * bad, and a directory already checked never give up clusters; an up-case
+ * table found damaged (its TableChecksum, size or chain) is weighed like a
+ * damaged entry set instead (its chain may have gone astray into a file's),
+ * since the default table replaces it once settled (fsck_rewrite_upcase()).
  *
  * Memory: nothing per cluster while the walk runs; a few bitmaps of the
  * cluster count while settling. Repairs go through the undo file like every
@@ -516,6 +517,12 @@ static int weigh(const struct side *a, const struct side *b, enum against *why)
 		return *why = AGAINST_FIRSTS, a->firsts > b->firsts ? 1 : -1;
 	if (a->clear != b->clear)
 		return *why = AGAINST_BITMAP, a->clear > b->clear ? 1 : -1;
+	/* Still even: one damage explains a claim against which both its
+	 * checksum and its chain speak (a wrong first cluster); the other's
+	 * one kind of evidence needs one of its own. */
+	int ka = __builtin_popcount(a->flags & entry), kb = __builtin_popcount(b->flags & entry);
+	if (ka != kb)
+		return *why = AGAINST_ENTRY, ka > kb ? 1 : -1;
 	*why = ea || a->firsts || a->clear ? AGAINST_ENTRY : AGAINST_NOTHING;
 	return 0;
 }
