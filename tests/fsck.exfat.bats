@@ -591,6 +591,17 @@ upcase_first() { od -An -tu4 -j $(($(loc upcase | cut -d' ' -f2) + 20)) -N4 "$IM
 	same "${files[@]}"
 }
 
+@test "upcase-table: a damaged table whose first cluster is a file's gives all its clusters up to it" {
+	local at c; at=$(loc upcase | cut -d' ' -f2) c=$(field /dir/sub/c.bin 2)
+	poke $((at + 20)) $(le32 "$c")
+	checked cross-link /
+	echo "$PROBLEM" | jq -e --arg m "up-case table: cluster $c (after 0 clusters) is also claimed by /dir/sub/c.bin, and its TableChecksum does not match its contents" \
+		'.message == $m and .repair == "give all its clusters up"'
+	repair
+	[ "$(upcase_first)" -ne "$c" ] && [ "$(field /dir/sub/c.bin 2)" -eq "$c" ]
+	same dir/sub/c.bin dir/sub/c.bin dir/b.bin dir/b.bin a.txt a.txt keep.txt keep.txt
+}
+
 @test "upcase-table: a damaged table whose chain runs into a file's FAT chain gives the clusters up; the file keeps its whole chain" {
 	fuse_image
 	local up a1 a2; up=$(upcase_first) a1=$(field /a 2); a2=$(fat_of "$a1")

@@ -699,7 +699,10 @@ static bool cut_loser(struct vol *v, struct settle *st, const struct side *s, co
 	describe(s, o, decided, why, sizeof(why));
 	bool fix;
 	if (s->upcase) {
-		snprintf(repair, sizeof(repair), "end its chain after %u clusters", keep);
+		if (keep)
+			snprintf(repair, sizeof(repair), "end its chain after %u clusters", keep);
+		else
+			snprintf(repair, sizeof(repair), "give all its clusters up");
 		fix = fsck_problem(v, "cross-link", "/", v->upcase_pos, false, repair, "up-case table: %s", why);
 	} else {
 		snprintf(repair, sizeof(repair), "truncate to %llu bytes", (unsigned long long)kept_bytes(v, s->c, keep));
