@@ -867,6 +867,27 @@ stream_flags_repaired() {
 	[ "$(sha256sum < "$IMG")" = "$before" ]
 }
 
+@test "no mode asks on a controlling terminal; on a terminal that is not one (a boot's console) it checks only" {
+	require_cmd script
+	require_cmd setsid
+	local off; off=$(field /a.txt 1)
+	poke $((off + 2)) 12 34
+	local before; before=$(sha256sum < "$IMG")
+	run script -qec "$KBOX fsck.exfat $IMG" /dev/null <<< "n"
+	[ "$status" -eq 4 ] || fail "asked and answered n: exit $status, wanted 4: $output"
+	assert_output --partial "[y]es [n]o [a]ll [q]uit"
+	# setsid: a new session, with the terminal on stdin and stderr but not
+	# controlling it, as an initramfs's init has the console.
+	run script -qec "setsid -w $KBOX fsck.exfat $IMG" /dev/null < /dev/null
+	[ "$status" -eq 4 ] || fail "without a controlling terminal: exit $status, wanted 4 (checked only): $output"
+	refute_output --partial "[y]es [n]o"
+	assert_output --partial "not repaired"
+	[ "$(sha256sum < "$IMG")" = "$before" ]
+	# -r still needs one.
+	run script -qec "setsid -w $KBOX fsck.exfat -r $IMG" /dev/null < /dev/null
+	[ "$status" -eq 16 ] || fail "-r without a controlling terminal: exit $status, wanted 16: $output"
+}
+
 @test "-p repairs the safe problems and leaves truncations: exit 4, then -y: exit 1" {
 	local off first; off=$(field /a.txt 1); first=$(field /dir/sub/c.bin 2)
 	poke $((off + 2)) 12 34

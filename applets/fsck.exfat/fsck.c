@@ -54,7 +54,7 @@ static const char usage[] =
 	"  -p, -a           repair what is safe without asking (checksums, sizes,\n"
 	"                   bitmap, ...); truncations, deletions and renames are left\n"
 	"  -r               ask on the terminal before each repair\n"
-	"                   (no mode: ask on a terminal, check only otherwise)\n"
+	"                   (no mode: ask on a controlling terminal, else check only)\n"
 	"  -b               use the backup boot region (and restore the main from it)\n"
 	"  -s               keep orphan clusters as /LOST+FOUND/FILEnnnnnnn.CHK\n"
 	"  -z, --undo FILE  save every block before it is overwritten to FILE\n"
@@ -356,9 +356,14 @@ static int fsck_exfat_main(int argc, char **argv)
 	}
 	if (force)
 		kb_usage_error("--force goes with --rollback");
-	if (run.mode == MODE_DEFAULT)
-		run.mode = isatty(STDIN_FILENO) && isatty(STDERR_FILENO) ? MODE_ASK : MODE_CHECK;
-	if (run.mode == MODE_ASK) {
+	if (run.mode == MODE_DEFAULT) {
+		/* Asks only where someone can answer. A terminal that is not the
+		 * controlling one (the console an initramfs runs fsck on) checks
+		 * only, as with no terminal: a boot never waits for an answer. */
+		if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO))
+			run.tty = fopen("/dev/tty", "r");
+		run.mode = run.tty ? MODE_ASK : MODE_CHECK;
+	} else if (run.mode == MODE_ASK) {
 		run.tty = fopen("/dev/tty", "r");
 		if (!run.tty)
 			kb_die_errno(EXIT_USAGE, "-r needs a terminal: /dev/tty");
