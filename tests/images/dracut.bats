@@ -16,9 +16,8 @@ setup_file() {
 	export KVER
 	install -D -m 0755 "$IMAGES_HERE/inside.sh" "$ROOT/etc/kbox-test/inside.sh"
 	cp -r "$IMAGES_HERE/scaffold/dracut-99kboxtest" "$ROOT/usr/lib/dracut/modules.d/99kboxtest"
-	# Every image gets the test's module; not host-only, since the root is a
-	# chroot whose "host" is the build machine.
-	printf 'hostonly="no"\nadd_dracutmodules+=" kboxtest "\n' >"$ROOT/etc/dracut.conf.d/90-kbox-test.conf"
+	# Every image gets the test's module.
+	echo 'add_dracutmodules+=" kboxtest "' >>"$ROOT/etc/dracut.conf.d/90-kbox-test.conf"
 
 	in_root "$ROOT" dracut --quiet --force --kver "$KVER" /boot/without-kbox.img
 	# Installing the package rebuilds /boot/initrd.img-KVER (its initramfs

@@ -4,7 +4,8 @@
 #
 #   images_require                  fails (never skips) without root, qemu, mmdebstrap
 #                                   or the package; sets KBOX_DEB
-#   root_unpack FLAVOUR DIR         a fresh copy of the cached root
+#   root_unpack FLAVOUR DIR         a fresh copy of the cached root, its builder set to
+#                                   take only the kernel modules asked for (scaffold/)
 #   in_root DIR COMMAND...          COMMAND chrooted in DIR, with /proc, /sys, /dev
 #   root_kernel DIR                 the kernel version installed in DIR
 #   root_add_gpio_sim DIR           the harness's gpio-sim.ko as an installed module
@@ -36,7 +37,12 @@ images_require() {
 root_unpack() {
 	local tarball
 	tarball=$("$IMAGES_HERE/roots" "$1") || return 1
-	mkdir -p "$2" && tar -xf "$tarball" -C "$2"
+	mkdir -p "$2" && tar -xf "$tarball" -C "$2" || return 1
+	case $1 in
+	initramfs-tools) install -m 0644 "$IMAGES_HERE/scaffold/initramfs-tools.conf" \
+		"$2/etc/initramfs-tools/conf.d/kbox-test" ;;
+	dracut) install -m 0644 "$IMAGES_HERE/scaffold/dracut.conf" "$2/etc/dracut.conf.d/90-kbox-test.conf" ;;
+	esac
 }
 
 # A private mount namespace: the mounts go away with the command.
