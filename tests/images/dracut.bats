@@ -35,6 +35,10 @@ setup_file() {
 	print_figures dracut "$ROOT/boot/without-kbox.img" "$ROOT$WITH" "$OUT/boot"
 }
 
+teardown_file() {
+	root_drop "$ROOT"
+}
+
 @test "dracut takes the kbox module by itself: kbox, the libraries kbox --libs names, a link per applet" {
 	run -0 in_root "$ROOT" lsinitrd "$WITH"
 	assert_kbox_in_listing "$output"

@@ -4,8 +4,10 @@
 #
 #   images_require                  fails (never skips) without root, qemu, mmdebstrap
 #                                   or the package; sets KBOX_DEB
-#   root_unpack FLAVOUR DIR         a fresh copy of the cached root, its builder set to
-#                                   take only the kernel modules asked for (scaffold/)
+#   root_unpack FLAVOUR DIR         a fresh copy of the cached root in a tmpfs mounted on
+#                                   DIR, its builder set to take only the kernel modules
+#                                   asked for (scaffold/)
+#   root_drop DIR                   unmounts it (teardown_file)
 #   in_root DIR COMMAND...          COMMAND chrooted in DIR, with /proc, /sys, /dev
 #   root_kernel DIR                 the kernel version installed in DIR
 #   root_add_gpio_sim DIR           the harness's gpio-sim.ko as an installed module
@@ -34,15 +36,25 @@ images_require() {
 	export KBOX_DEB
 }
 
+# The root lives in a tmpfs: unpacking its 650 MB onto the disk and deleting
+# them took 13 s with the machine loaded, in memory under 2 s. root_drop (in
+# teardown_file) unmounts it; should that not run, bats' removal of its
+# temporary folder still empties it.
 root_unpack() {
 	local tarball
 	tarball=$("$IMAGES_HERE/roots" "$1") || return 1
-	mkdir -p "$2" && tar -xf "$tarball" -C "$2" || return 1
+	mkdir -p "$2" && mount -t tmpfs -o size=3g,mode=0755 kbox-images "$2" || return 1
+	tar -xf "$tarball" -C "$2" || return 1
 	case $1 in
 	initramfs-tools) install -m 0644 "$IMAGES_HERE/scaffold/initramfs-tools.conf" \
 		"$2/etc/initramfs-tools/conf.d/kbox-test" ;;
 	dracut) install -m 0644 "$IMAGES_HERE/scaffold/dracut.conf" "$2/etc/dracut.conf.d/90-kbox-test.conf" ;;
 	esac
+}
+
+root_drop() {
+	mountpoint -q "$1" || return 0
+	umount "$1" 2>/dev/null || umount -l "$1"
 }
 
 # A private mount namespace: the mounts go away with the command.

@@ -41,6 +41,10 @@ setup_file() {
 	print_figures initramfs-tools "$ROOT/boot/without-kbox.img" "$ROOT$WITH" "$OUT/boot"
 }
 
+teardown_file() {
+	root_drop "$ROOT"
+}
+
 @test "mkinitramfs puts kbox, the libraries kbox --libs names and a link per applet into the image" {
 	run -0 in_root "$ROOT" lsinitramfs -l "$WITH"
 	assert_kbox_in_listing "$output"

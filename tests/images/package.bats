@@ -29,6 +29,10 @@ setup_file() {
 	snapshot >"$OUT/before"
 }
 
+teardown_file() {
+	root_drop "$ROOT"
+}
+
 @test "lintian: no errors, and no warnings that are not overridden with a reason" {
 	run lintian --fail-on error,warning "$KBOX_DEB"
 	[ "$status" -eq 0 ] || fail "lintian: $output"
