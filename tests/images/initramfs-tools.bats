@@ -35,8 +35,10 @@ setup_file() {
 
 	test_volume "$OUT/disk.img" "$OUT/sums"
 	cp "$OUT/disk.img" "$OUT/disk-neg.img"
-	boot_image "$ROOT$WITH" "$OUT/disk.img" "$OUT/boot" 2>"$OUT/boot.err" || true
-	boot_image "$ROOT/boot/without-gpiod.img" "$OUT/disk-neg.img" "$OUT/neg" 2>"$OUT/neg.err" || true
+	# Side by side: each boot spends most of its time on one CPU.
+	boot_image "$ROOT$WITH" "$OUT/disk.img" "$OUT/boot" 2>"$OUT/boot.err" &
+	boot_image "$ROOT/boot/without-gpiod.img" "$OUT/disk-neg.img" "$OUT/neg" 2>"$OUT/neg.err" &
+	wait
 
 	print_figures initramfs-tools "$ROOT/boot/without-kbox.img" "$ROOT$WITH" "$OUT/boot"
 }
