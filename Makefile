@@ -1,10 +1,10 @@
 # kbox — GNU make only.
 #   make                      build ./kbox with every applet
 #   make APPLETS="a b"        build with only those applets (and only their libraries' notes)
-#   make check                install missing deps, build, run every test suite
+#   make check                install missing deps, build (and the package), run every test suite
 #   make install PREFIX=/usr/local DESTDIR=...
 #   make deb                  build the Debian package into build/deb/
-#   make check-images         the package and initramfs images booted in qemu (slow)
+#   make check-images         only the package and initramfs image suites (part of make check)
 #   make deps | bench | asan | fuzz | demo | clean
 #   make fresh-check          make demo + make check on a fresh bookworm root (slow)
 #   make check-property SEEDS=500   fsck.exfat's repairs over many seeded bit flips
@@ -112,12 +112,14 @@ deps:
 # ---- tests ----------------------------------------------------------------
 # The -dev packages that `deps` installs are read by pkg-config when make parses
 # this file, so what builds after `deps` runs in a new make.
+# The image suites (tests/images/) test the package that `deb` builds.
 check: deps
 	$(MAKE) all
 	$(MAKE) asan
+	$(MAKE) deb
 	tests/run
 
-test: all
+test: all deb
 	tests/run
 
 # The property test of fsck.exfat's repairs (root, loop devices, exfat-fuse):
@@ -129,7 +131,8 @@ check-property: deps
 	tests/fsck.exfat-property.sh -n $(SEEDS)
 
 # The package, the initramfs-tools hook and the dracut module in Debian roots
-# (cached in /var/cache/kbox/images), images booted under qemu. Slow.
+# (cached in /var/cache/kbox/images), images booted under qemu; make check
+# runs them too.
 check-images: deps
 	$(MAKE) all
 	$(MAKE) deb

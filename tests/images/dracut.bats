@@ -2,7 +2,7 @@
 # kbox's dracut module, proven by booting: dracut builds images in a bookworm
 # root with the package installed, qemu boots them with the VM harness's
 # kernel, and inside.sh runs kbox from the image before the root is mounted.
-# Slow: run by `make check-images`, not `make check`.
+# Needs the package (make deb); make check and make check-images run it.
 load ../test_helper
 load images
 

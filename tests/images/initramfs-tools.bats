@@ -2,8 +2,8 @@
 # kbox's initramfs-tools hook, proven by booting: mkinitramfs builds images in
 # a bookworm root with the package installed, qemu boots them with the VM
 # harness's kernel, and inside.sh runs kbox from the image before the root is
-# mounted. One image has a library left out and must fail. Slow: run by
-# `make check-images`, not `make check`.
+# mounted. One image has a library left out and must fail. Needs the package
+# (make deb); make check and make check-images run it.
 load ../test_helper
 load images
 

@@ -2,7 +2,8 @@
 # The Debian package (make deb) in a fresh bookworm root next to exfatprogs,
 # with a kernel installed: no file conflicts, every link runs, the initramfs
 # gets kbox, a file another hook placed is kept, purge leaves nothing. The
-# tests run in order on one root. Slow: run by `make check-images`.
+# tests run in order on one root. Needs the package (make deb); make check and
+# make check-images run it.
 load ../test_helper
 load images
 
