@@ -46,6 +46,6 @@ teardown_file() {
 	refute_output --partial usr/bin/kbox
 }
 
-@test "booted: fsck.exfat -p repairs, the exfat driver reads every file, gpio-watch -L lists the chip, kbox --list" {
+@test "booted: fsck on the console checks only, fsck.exfat -p repairs, the exfat driver reads every file, gpio-watch -L lists the chip, kbox --list" {
 	assert_booted_ok "$OUT/boot"
 }

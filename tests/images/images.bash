@@ -174,6 +174,7 @@ judge() {
 		echo "check which-fsck: fsck.exfat in the image is $(result "$out" which-fsck | sed -n 2p), not kbox" >&2
 		bad=$((bad + 1))
 	fi
+	_want fsck-console 4 "fsck without a mode on the console, as dracut runs it, checks only"
 	_want fsck-repair 1 "fsck -p repairs the volume"
 	_want fsck-clean 0 "the repaired volume checks clean"
 	_want mount 0 "the kernel exfat driver mounts it"
