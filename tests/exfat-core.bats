@@ -4,6 +4,10 @@
 load test_helper
 
 t() { "$KBOX_TESTBIN/exfat-core-test" "$@"; }
+# bitmap_used BYTES:FIRST:COUNT, percent USED:COUNT: the table rows of
+# outputs_are, split into the command's arguments.
+bitmap_used() { t bitmap-used ${1//:/ }; }
+percent() { t percent ${1//:/ }; }
 
 @test "the default up-case table has the specification's size and TableChecksum" {
 	t upcase-default > "$BATS_TEST_TMPDIR/up"
@@ -94,4 +98,33 @@ t() { "$KBOX_TESTBIN/exfat-core-test" "$@"; }
 	run t geometry $((2 << 20)) 512 0
 	assert_success
 	assert_output --partial "cluster 512"
+}
+
+@test "a bitmap's used clusters: bits at ClusterCount and past it are not counted" {
+	# bytes (the first holds clusters FIRST..FIRST+7), FIRST, ClusterCount: used
+	outputs_are bitmap_used <<-'END'
+	ffff:0:16                  16
+	ffff:0:12                  12
+	ff0f:0:9                   9
+	0180:0:16                  2
+	0180:0:15                  1
+	ff:8:12                    4
+	ff:16:12                   0
+	ffffffffffffffffff:0:72    72
+	ffffffffffffffffff:0:65    65
+	ffffffffffffffff01:0:70    65
+	5500000000000000aa:64:136  8
+	END
+}
+
+@test "PercentInUse is the share of clusters in use rounded down; 0xFF without clusters" {
+	outputs_are percent <<-'END'
+	0:100        0
+	99:100       99
+	1999:2000    99
+	2000:2000    100
+	1:3          33
+	2:3          66
+	1:0          255
+	END
 }

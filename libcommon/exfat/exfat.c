@@ -609,3 +609,25 @@ void exfat_guid_format(const uint8_t g[16], char out[37])
 		 g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12],
 		 g[13], g[14], g[15]);
 }
+
+uint64_t exfat_bitmap_used(const uint8_t *bytes, size_t len, uint64_t first_bit, uint64_t cluster_count)
+{
+	if (first_bit >= cluster_count)
+		return 0;
+	uint64_t bits = cluster_count - first_bit;   /* clusters from first_bit on */
+	if (len > (bits + 7) / 8)
+		len = (size_t)((bits + 7) / 8);
+	uint64_t used = 0;
+	size_t k = 0;
+	for (; k + 8 <= len; k += 8) {
+		uint64_t x;
+		memcpy(&x, bytes + k, 8);
+		used += (uint64_t)__builtin_popcountll(x);
+	}
+	for (; k < len; k++)
+		used += (uint64_t)__builtin_popcount(bytes[k]);
+	/* The last byte's bits past the last cluster. */
+	if (len && bits < (uint64_t)len * 8)
+		used -= (uint64_t)__builtin_popcount(bytes[len - 1] >> (bits % 8));
+	return used;
+}

@@ -375,5 +375,18 @@ static inline void exfat_bitmap_set(uint8_t *bm, uint32_t index)
 { bm[index >> 3] |= (uint8_t)(1u << (index & 7)); }
 static inline void exfat_bitmap_clear(uint8_t *bm, uint32_t index)
 { bm[index >> 3] &= (uint8_t)~(1u << (index & 7)); }
+/* Clusters marked used in len bytes of an allocation bitmap whose first
+ * byte holds the bit of cluster index first_bit (a multiple of 8): bits at
+ * cluster_count and past it are not clusters, and are not counted. */
+uint64_t exfat_bitmap_used(const uint8_t *bytes, size_t len, uint64_t first_bit, uint64_t cluster_count);
+/* PercentInUse of a volume with `used` of its cluster_count clusters
+ * allocated: the share rounded down, as the specification defines it (0xFF,
+ * "not known", for a volume without clusters). */
+static inline uint8_t exfat_percent_in_use(uint64_t used, uint64_t cluster_count)
+{
+	if (!cluster_count)
+		return 0xFF;
+	return (uint8_t)(used >= cluster_count ? 100 : used * 100 / cluster_count);
+}
 
 #endif

@@ -646,12 +646,8 @@ uint64_t exfat_root_bitmap_used(struct exfat_reader *r, struct exfat_root *root)
 			size_t n = left < BITMAP_READ ? (size_t)left : BITMAP_READ;
 			if (exfat_reader_read(r, pos, buf, n) < 0)
 				goto out;
-			for (size_t k = 0; k < n && at < bits; k++, at += 8) {
-				uint8_t b = buf[k];
-				if (bits - at < 8)
-					b &= (uint8_t)((1u << (bits - at)) - 1);
-				used += (uint64_t)__builtin_popcount(b);
-			}
+			used += exfat_bitmap_used(buf, n, at, bits);
+			at += (uint64_t)n * 8;
 			pos += n;
 			left -= n;
 		}

@@ -136,7 +136,7 @@ int exfat_format_plan(struct exfat_format *f, char *err, size_t err_len)
 	chain(f->fat, g->upcase_cluster, g->upcase_clusters);
 	chain(f->fat, g->root_cluster, f->root_clusters);
 	chain_tree(f->fat, root);
-	f->percent_in_use = (uint8_t)((uint64_t)f->used_clusters * 100 / g->cluster_count);
+	f->percent_in_use = exfat_percent_in_use(f->used_clusters, g->cluster_count);
 	return 0;
 }
 

@@ -388,12 +388,9 @@ static int scan_bitmap(struct exfat_id_volume *v, uint32_t *found, uint64_t *bm_
 		if (read_at(v, cluster_pos(v, chain[k]), buf, v->csize, err, err_len) < 0)
 			goto out;
 		uint64_t first = ((uint64_t)k << v->cshift) * 8;   /* the index of this cluster's first bit */
-		for (uint64_t b = 0; b < v->csize && first + b * 8 < v->cc; b++) {
-			/* Bits past the last cluster are not clusters. */
-			uint64_t left = v->cc - (first + b * 8);
-			unsigned mask = left >= 8 ? 0xffu : (1u << left) - 1;
-			*in_use += (uint32_t)__builtin_popcount(buf[b] & mask);
-			if (*found || buf[b] == 0xff)
+		*in_use += (uint32_t)exfat_bitmap_used(buf, v->csize, first, v->cc);
+		for (uint64_t b = 0; b < v->csize && first + b * 8 < v->cc && !*found; b++) {
+			if (buf[b] == 0xff)
 				continue;
 			for (unsigned bit = 0; bit < 8; bit++) {
 				uint64_t index = first + b * 8 + bit;
@@ -578,7 +575,7 @@ static int id_write(struct exfat_id_volume *v, struct exfat_id_change *c, char *
 	 * down, or 0xFF ("not known") on a volume that was already dirty,
 	 * whose bitmap may be half-way through another change. */
 	if (g.cluster) {
-		v->bs->percent_in_use = mark ? (uint8_t)((uint64_t)g.in_use * 100 / v->cc) : 0xFF;
+		v->bs->percent_in_use = mark ? exfat_percent_in_use(g.in_use, v->cc) : 0xFF;
 		if (write_flags(v, flags, err, err_len) < 0)
 			return -1;
 	}

@@ -6,7 +6,9 @@
  *   exfat-core-test name-hash STRING       NameHash of the up-cased name
  *   exfat-core-test boot IMAGE             checks the main boot region
  *   exfat-core-test geometry BYTES SECTOR CLUSTER [pack]   layout or the error
- *   exfat-core-test ls IMAGE               walks the tree: one line per entry */
+ *   exfat-core-test ls IMAGE               walks the tree: one line per entry
+ *   exfat-core-test bitmap-used HEX FIRST COUNT   clusters marked in bitmap bytes
+ *   exfat-core-test percent USED COUNT     PercentInUse */
 #include "exfat/exfat.h"
 #include "exfat/exfat_upcase.h"
 #include "blockdev/blockdev.h"
@@ -243,6 +245,24 @@ int main(int argc, char **argv)
 		return cmd_ls(argv[2]);
 	if (!strcmp(cmd, "boot") && argc == 3)
 		return cmd_boot(argv[2]);
+	if (!strcmp(cmd, "bitmap-used") && argc == 5) {
+		/* HEX: the bitmap's bytes, two hex digits each, the first first. */
+		uint8_t bytes[256];
+		size_t len = strlen(argv[2]) / 2;
+		if (len > sizeof(bytes))
+			goto usage;
+		for (size_t k = 0; k < len; k++) {
+			char pair[3] = { argv[2][2 * k], argv[2][2 * k + 1], 0 };
+			bytes[k] = (uint8_t)strtoul(pair, NULL, 16);
+		}
+		printf("%" PRIu64 "\n", exfat_bitmap_used(bytes, len, strtoull(argv[3], NULL, 0),
+							  strtoull(argv[4], NULL, 0)));
+		return 0;
+	}
+	if (!strcmp(cmd, "percent") && argc == 4) {
+		printf("%u\n", exfat_percent_in_use(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0)));
+		return 0;
+	}
 	if (!strcmp(cmd, "geometry") && argc >= 5) {
 		struct exfat_geometry_request req = {
 			.volume_bytes = strtoull(argv[2], NULL, 0),
@@ -264,6 +284,6 @@ int main(int argc, char **argv)
 	}
 usage:
 	fprintf(stderr, "usage: exfat-core-test upcase-default|upcase-checksum|upcase-map|utf8|"
-			"name-hash|boot|geometry ...\n");
+			"name-hash|boot|geometry|bitmap-used|percent ...\n");
 	return 2;
 }
