@@ -66,6 +66,28 @@ fresh_image() {
 	cp --sparse=always "$BATS_FILE_TMPDIR/base.img" "$IMG"
 }
 
+# percent_in_use SECTOR: PercentInUse of $IMG's boot sector at SECTOR (of
+# 512 bytes): 0, the main boot region's, or 12, the backup's.
+percent_in_use() { od -An -tu1 -j $(($1 * 512 + 112)) -N1 "$IMG" | tr -d ' '; }
+
+# clusters_in_use: total and allocated clusters of $IMG, as Debian's
+# dump.exfat counts them in the allocation bitmap.
+clusters_in_use() {
+	run -0 /usr/sbin/dump.exfat "$IMG"
+	local total free
+	total=$(sed -n 's/^Total Clusters:[[:space:]]*//p' <<<"$output")
+	free=$(sed -n 's/^Free Clusters:[[:space:]]*//p' <<<"$output")
+	[ -n "$total" ] && [ -n "$free" ] || fail "dump.exfat printed no cluster counts: $output"
+	echo "$total $((total - free))"
+}
+# bitmap_percent: the PercentInUse those counts give, rounded down.
+bitmap_percent() {
+	local total used
+	read -r total used < <(clusters_in_use)
+	[ -n "$used" ] || fail "no cluster counts from dump.exfat"
+	echo $((used * 100 / total))
+}
+
 # le32 N, le64 N: N's bytes, little-endian, in hex, as poke takes them.
 le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
 le64() { le32 $(($1 & 0xffffffff)); printf ' '; le32 $(($1 >> 32)); }

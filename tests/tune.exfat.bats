@@ -200,19 +200,6 @@ full_root_image() {
 	[ -z "$(loc type 0)" ]   # no end-of-directory mark: every entry is in use
 }
 
-# PercentInUse of the main (0) or backup (12) boot region's boot sector.
-percent_in_use() { od -An -tu1 -j $(($1 * 512 + 112)) -N1 "$IMG" | tr -d ' '; }
-
-# clusters_in_use: total and allocated clusters, as Debian's dump.exfat counts them.
-clusters_in_use() {
-	run -0 /usr/sbin/dump.exfat "$IMG"
-	local total free
-	total=$(sed -n 's/^Total Clusters:[[:space:]]*//p' <<<"$output")
-	free=$(sed -n 's/^Free Clusters:[[:space:]]*//p' <<<"$output")
-	[ -n "$total" ] && [ -n "$free" ] || fail "dump.exfat printed no cluster counts: $output"
-	echo "$total $((total - free))"
-}
-
 @test "a full root directory grows by a cluster (bitmap, FAT) for a new entry; both fsck find it clean" {
 	full_root_image
 	run -0 --separate-stderr "$KBOX" fsck.exfat -n --json "$IMG"
