@@ -14,7 +14,9 @@
 #     crash, hang or report a sanitizer error;
 #   - when it exits 0 or 1, the next `kbox fsck.exfat -n` and Debian's
 #     `fsck.exfat -n` must both exit 0, and every file whose own metadata was
-#     not hit must read back (exfat-fuse, read-only) with its sha256.
+#     not hit must read back (exfat-fuse, read-only) with its sha256;
+#   - when it exits 1, the main boot sector's PercentInUse must be the share
+#     of clusters in use that Debian's dump.exfat counts, rounded down.
 # Prints one line per failing seed, then the figures: seeds, exit codes,
 # files compared. Failing images (before the repair) and logs are kept with
 # -k DIR.
@@ -47,7 +49,7 @@ done
 
 missing() { echo "fsck.exfat-property: needs $1" >&2; exit 77; }
 [ "$(id -u)" -eq 0 ] || missing root
-for cmd in losetup unshare mount.exfat-fuse /usr/sbin/fsck.exfat /usr/sbin/mkfs.exfat sha256sum timeout; do
+for cmd in losetup unshare mount.exfat-fuse /usr/sbin/fsck.exfat /usr/sbin/mkfs.exfat /usr/sbin/dump.exfat sha256sum timeout; do
 	command -v "$cmd" >/dev/null || missing "$cmd"
 done
 # The exfat-fuse mounts live in a mount namespace of their own: a namespace
@@ -151,6 +153,14 @@ check_files() {
 	return "$rc"
 }
 
+# percent_of IMAGE: its main boot sector's PercentInUse, and the one the
+# clusters in use that Debian's dump.exfat counts call for.
+percent_of() {
+	printf '%s ' "$(od -An -tu1 -j 112 -N1 "$1" | tr -d ' ')"
+	/usr/sbin/dump.exfat "$1" 2>/dev/null |
+		awk -F: '/^Total Clusters/ { t = $2 } /^Free Clusters/ { f = $2 } END { if (t > 0) print int((t - f) * 100 / t) }'
+}
+
 make_base() {
 	local name=$1
 	truncate -s 32M "$tmp/$name.img"
@@ -200,6 +210,8 @@ for ((seed = first; seed < first + seeds; seed++)); do
 			why="Debian's fsck.exfat -n after the repair: $(grep -v '^exfatprogs' "$tmp/recheck.log" | head -n 3 | tr '\n' ' ')"
 		elif ! check_files "$img" "$tmp/$base.manifest" "$tmp/flips"; then
 			why="$(head -n 3 "$tmp/lost" | tr '\n' ' ')"
+		elif [ "$rc" = 1 ] && read -r percent want < <(percent_of "$img") && [ "$percent" != "$want" ]; then
+			why="PercentInUse $percent after the repair, where dump.exfat's counts give ${want:-nothing}"
 		fi
 	fi
 	if [ -n "$verbose" ] && [ -z "$why" ] && [ "$rc" != 0 ] && [ "$rc" != 1 ]; then

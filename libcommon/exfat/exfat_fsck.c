@@ -199,14 +199,21 @@ int fsck_dev_write(struct vol *v, uint64_t off, const void *buf, size_t len)
 
 /* ---- the run ------------------------------------------------------------- */
 
+/* PercentInUse follows the allocation bitmap as this run leaves it, in the
+ * main boot sector only (it is outside the checksum, and the backup's is
+ * stale by definition, so the backup region is not rewritten for it). It is
+ * set whenever the run writes that sector at the end anyway: the share the
+ * bitmap marks used, rounded down, or 0xFF ("not known") on a volume left
+ * marked dirty, whose bitmap may not say what is allocated. A value that is
+ * merely stale is not damage, and alone causes no write. */
 static void finish(struct vol *v)
 {
 	struct exfat_boot_sector *bs = v->bs;
-	unsigned percent = v->cc ? (unsigned)(v->r->clusters_used * 100 / v->cc) : 0;
+	uint8_t percent = exfat_percent_in_use(v->bm_used, v->cc);
 	if (bs->percent_in_use != 0xFF && bs->percent_in_use > 100 &&
 	    fsck_problem(v, "percent-in-use", "", 112, true, "set it from the bitmap",
 			 "PercentInUse %u above 100", bs->percent_in_use)) {
-		bs->percent_in_use = (uint8_t)percent;
+		bs->percent_in_use = percent;
 		mark_dirty(v); /* sector 0 is written again when the mark is cleared */
 	}
 	fsck_write_fat(v);
@@ -215,10 +222,14 @@ static void finish(struct vol *v)
 	if (!v->dirty_set && !v->failed && !v->quit && !v->r->problems && v->o->writable &&
 	    v->boot_writable && (exfat_le16(bs->volume_flags) & EXFAT_FLAG_VOLUME_DIRTY)) {
 		bs->volume_flags = htole16(exfat_le16(bs->volume_flags) & (uint16_t)~EXFAT_FLAG_VOLUME_DIRTY);
+		bs->percent_in_use = percent;
 		if (fsck_raw_write(v, 0, v->boot, v->ss) == 0 && fsck_flush(v) == 0)
 			fsck_note(v, "the dirty mark was cleared: the volume checked clean");
 		return;
 	}
+	if (!v->dirty_set && bs->percent_in_use <= 100 && bs->percent_in_use != percent)
+		fsck_note(v, "PercentInUse is %u, the allocation bitmap gives %u: stale, not damage "
+			  "(a repair that writes the volume sets it)", bs->percent_in_use, percent);
 	if (!v->dirty_set || v->failed)
 		return;
 	if (fsck_flush(v) < 0)
@@ -226,10 +237,13 @@ static void finish(struct vol *v)
 	/* Everything is on disk: the volume is consistent again, unless a
 	 * problem was left as it is. */
 	uint16_t flags = v->orig_flags;
-	if (v->r->repaired == v->r->problems && !v->quit)
+	if (v->r->repaired == v->r->problems && !v->quit) {
 		flags &= (uint16_t)~EXFAT_FLAG_VOLUME_DIRTY;
-	else
+		bs->percent_in_use = percent;
+	} else {
 		flags |= EXFAT_FLAG_VOLUME_DIRTY;
+		bs->percent_in_use = 0xFF;
+	}
 	bs->volume_flags = htole16(flags);
 	if (fsck_raw_write(v, 0, v->boot, v->ss) == 0)
 		fsck_flush(v);

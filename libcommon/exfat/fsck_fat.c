@@ -405,7 +405,10 @@ static void check_bitmap_streamed(struct vol *v)
 	if (v->failed)
 		return;
 	bitmap_problems(v, free_but_used, first_fbu, orphans, first_orphan);
-	v->r->clusters_used += count_used(v);
+	uint64_t claimed = count_used(v);
+	v->r->clusters_used += claimed;
+	/* Nothing is written: the bitmap marks what it was read with. */
+	v->bm_used = claimed - free_but_used + orphans;
 }
 
 /* With two FATs, the other FAT's bitmap must hold what the bitmap in use
@@ -467,6 +470,7 @@ void fsck_check_bitmap(struct vol *v)
 	free_but_used = bits_only_in(v, v->used, v->disk_bm, false, &first_fbu);
 	bitmap_problems(v, free_but_used, first_fbu, orphans, first_orphan);
 	v->r->clusters_used += count_used(v);
+	v->bm_used = exfat_bitmap_used(v->disk_bm, v->bm_bytes, 0, v->cc);
 	/* Every change goes to the other FAT's bitmap too. */
 	for (uint32_t c = 0; c < v->bm_count; c++) {
 		if (v->bm_dirty[c])

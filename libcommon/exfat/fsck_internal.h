@@ -87,6 +87,7 @@ struct vol {
 	uint8_t *bm_dirty;             /* per bitmap cluster: changed */
 	uint32_t *bm_clusters;
 	uint32_t bm_count;
+	uint64_t bm_used;              /* once checked: clusters the bitmap marks used, as it is left */
 	bool bm_copy_found;            /* two FATs: the other FAT's bitmap */
 	uint32_t *bm_copy_clusters;
 	uint32_t bm_copy_count;
@@ -193,7 +194,8 @@ void fsck_fat_set(struct vol *v, uint32_t c, uint32_t value);
  * the entry whose BitmapFlags name the other FAT is that FAT's bitmap: its
  * size and chain are checked and claimed. */
 void fsck_load_bitmap(struct dir_ctx *d, uint32_t i);
-/* After the walk: the on-disk bitmap against the clusters claimed. */
+/* After the walk: the on-disk bitmap against the clusters claimed; sets
+ * v->bm_used from the bitmap as it is left (written, or as read). */
 void fsck_check_bitmap(struct vol *v);
 
 /* ---- cluster ownership (fsck_claims.c) ----------------------------------- *
