@@ -18,10 +18,13 @@ teardown() {
 	[ -z "$PROG_PID" ] || { kill "$PROG_PID" 2>/dev/null; wait "$PROG_PID" 2>/dev/null; } || true
 }
 
-# The sanitizer build, for everything that parses untrusted input.
-asan() {
+# The sanitizer build, for everything that parses untrusted input:
+# require_asan at the top of the test, then `run "$ASAN" ...`. (A skip
+# inside `run` would only end run's subshell, and leave the test to fail on
+# empty output instead of saying what is missing.)
+require_asan() {
 	[ -x "$KBOX_ROOT/kbox-asan" ] || skip "kbox-asan not built (make asan)"
-	"$KBOX_ROOT/kbox-asan" "$@"
+	ASAN=$KBOX_ROOT/kbox-asan
 }
 
 # Starts the test program with -H (it keeps every thread alive until we
@@ -199,10 +202,11 @@ require_traps() {
 }
 
 @test "status --kmsg takes the mode from each form of the kernel's boot message" {
+	require_asan
 	require_cmd jq
 	check() {   # check MESSAGE MODE [RATE]
 		printf '6,1,0,-;x86/split lock detection: %s\n' "$1" >"$BATS_TEST_TMPDIR/boot.kmsg"
-		run asan splitlock-stat status --json --kmsg "$BATS_TEST_TMPDIR/boot.kmsg"
+		run "$ASAN" splitlock-stat status --json --kmsg "$BATS_TEST_TMPDIR/boot.kmsg"
 		assert_success
 		assert_equal "$(echo "$output" | jq -r .mode)" "$2"
 		assert_equal "$(echo "$output" | jq -r .mode_source)" "boot message"
@@ -221,8 +225,9 @@ require_traps() {
 }
 
 @test "parser: every recorded message form, through the sanitizer build" {
+	require_asan
 	require_cmd jq
-	run asan splitlock-stat watch --json --no-resolve --kmsg "$FIX/forms.kmsg"
+	run "$ASAN" splitlock-stat watch --json --no-resolve --kmsg "$FIX/forms.kmsg"
 	assert_success
 	got=$(echo "$output" | jq -r '[.type, (.mode // .kind), (.trap // ""), (.thread // ""),
 		(.tid // "" | tostring), (.address // ""), (.count // "" | tostring),
@@ -258,8 +263,9 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 }
 
 @test "parser: summary of the recorded forms counts traps and suppressed reports" {
+	require_asan
 	require_cmd jq
-	run asan splitlock-stat summary --json --no-resolve --kmsg "$FIX/forms.kmsg"
+	run "$ASAN" splitlock-stat summary --json --no-resolve --kmsg "$FIX/forms.kmsg"
 	assert_success
 	kernel_lines() { grep -E '^[0-7],|^<[0-7]>|^\[' "$FIX/forms.kmsg"; }
 	n_db=$(kernel_lines | grep -c 'took a bus_lock trap at address')
@@ -273,21 +279,22 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 }
 
 @test "parser: garbage lines and every truncation of every record are ignored, no crash" {
+	require_asan
 	require_cmd jq
-	run asan splitlock-stat watch --json --no-resolve --kmsg "$FIX/garbage.kmsg"
+	run "$ASAN" splitlock-stat watch --json --no-resolve --kmsg "$FIX/garbage.kmsg"
 	assert_success
 	assert_output ""
 	# Every prefix of every record: each parses or is dropped, never crashes.
 	while IFS= read -r line; do
 		for ((i = 0; i <= ${#line}; i++)); do printf '%s\n' "${line:0:i}"; done
 	done <"$FIX/forms.kmsg" >"$BATS_TEST_TMPDIR/prefixes.kmsg"
-	run asan splitlock-stat watch --json --no-resolve --kmsg "$BATS_TEST_TMPDIR/prefixes.kmsg"
+	run "$ASAN" splitlock-stat watch --json --no-resolve --kmsg "$BATS_TEST_TMPDIR/prefixes.kmsg"
 	assert_success
 	echo "$output" | jq -e . >/dev/null
-	run asan splitlock-stat summary --kmsg - <"$BATS_TEST_TMPDIR/prefixes.kmsg"
+	run "$ASAN" splitlock-stat summary --kmsg - <"$BATS_TEST_TMPDIR/prefixes.kmsg"
 	assert_success
 	head -c 65536 /dev/urandom >"$BATS_TEST_TMPDIR/random.kmsg"
-	run asan splitlock-stat summary --kmsg "$BATS_TEST_TMPDIR/random.kmsg"
+	run "$ASAN" splitlock-stat summary --kmsg "$BATS_TEST_TMPDIR/random.kmsg"
 	assert_success
 }
 
@@ -295,13 +302,14 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 # a detecting CPU's kernel would log for the split locks it really took; the
 # attribution below runs against the live process (/proc, ELF symbols).
 @test "watch attributes each report to its thread, process and function symbol" {
+	require_asan
 	require_cmd jq
 	require_cmd nm
 	start_prog -n 2 -t 2 -c 1 -e "$BATS_TEST_TMPDIR/log.kmsg"
 	pid=$(prog_field pid)
 	child=$(sed -n 's/^child pid=\([0-9]*\).*/\1/p' "$BATS_TEST_TMPDIR/prog.out")
 	label=$(nm "$PROG" | awk '$3 == "split_lock_hit_after" { print $1 }')
-	run asan splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
+	run "$ASAN" splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
 	stop_prog
 	assert_success
 	assert_equal "$(echo "$output" | jq -s length)" "$(prog_field total)"
@@ -325,11 +333,12 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 }
 
 @test "summary counts per process, thread and code location match the program's own counts" {
+	require_asan
 	require_cmd jq
 	start_prog -n 3 -t 2 -c 2 -e "$BATS_TEST_TMPDIR/log.kmsg"
 	pid=$(prog_field pid)
 	child=$(sed -n 's/^child pid=\([0-9]*\).*/\1/p' "$BATS_TEST_TMPDIR/prog.out")
-	run asan splitlock-stat summary --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
+	run "$ASAN" splitlock-stat summary --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
 	text=$(kb splitlock-stat summary --kmsg "$BATS_TEST_TMPDIR/log.kmsg")
 	stop_prog
 	assert_success
@@ -354,11 +363,12 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 }
 
 @test "#AC reports (the locked instruction's own address) resolve to the same function" {
+	require_asan
 	require_cmd jq
 	require_cmd nm
 	start_prog -n 1 -t 2 -k ac -e "$BATS_TEST_TMPDIR/log.kmsg"
 	label=$(nm "$PROG" | awk '$3 == "split_lock_hit_at" { print $1 }')
-	run asan splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
+	run "$ASAN" splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
 	stop_prog
 	assert_success
 	assert_equal "$(echo "$output" | jq -s length)" 2
@@ -367,6 +377,7 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 }
 
 @test "symbol lookup in a binary with corrupt section headers is safe (sanitizer build)" {
+	require_asan
 	require_cmd jq
 	require_cmd od
 	shoff=$(od -An -t u8 -j 40 -N 8 "$PROG" | tr -d ' ')
@@ -380,7 +391,7 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 				dd of="$BATS_TEST_TMPDIR/prog-$how" bs=1 seek=40 conv=notrunc status=none
 		fi
 		PROG=$BATS_TEST_TMPDIR/prog-$how start_prog -n 1 -t 1 -e "$BATS_TEST_TMPDIR/log.kmsg"
-		run asan splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
+		run "$ASAN" splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
 		stop_prog
 		assert_success
 		assert_equal "$(echo "$output" | jq -r .binary)" "$BATS_TEST_TMPDIR/prog-$how"
@@ -390,6 +401,7 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 }
 
 @test "reports of exited threads and of reused thread ids are not misattributed" {
+	require_asan
 	require_cmd jq
 	# A thread id that existed but is gone.
 	gone=$(sh -c 'echo $$')
@@ -400,7 +412,7 @@ trap|bus_lock|#DB|took a bus_lock trap|13|0x2|||"
 	tid=$(prog_field tid)
 	printf '4,2,1,-;x86/split lock detection: #DB: old/%s took a bus_lock trap at address: 0x401000\n' \
 		"$tid" >>"$BATS_TEST_TMPDIR/log.kmsg"
-	run asan splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
+	run "$ASAN" splitlock-stat watch --json --kmsg "$BATS_TEST_TMPDIR/log.kmsg"
 	stop_prog
 	assert_success
 	assert_equal "$(echo "$output" | jq -r 'select(.thread == "gone") | .attributed')" false
