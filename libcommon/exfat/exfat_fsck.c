@@ -92,61 +92,62 @@ void __attribute__((format(printf, 2, 3))) fsck_fail(struct vol *v, const char *
 
 /* ---- device access ------------------------------------------------------- */
 
-/* Reads [off, off+len); anything past the end of the device reads as zeros. */
-/* Reads [off, off + len) of a regular file: holes are zeros by
- * definition, so only the data extents are read. A sparse image keeps
- * little more than the written part of each directory cluster, FAT and
- * bitmap, and reading the rest would only copy zeros. Returns -1 with
- * errno on a read error, 1 when holes cannot be found (then read it all). */
-static int read_data_extents(struct vol *v, uint64_t off, uint8_t *buf, size_t len)
+/* The first extent of [off, end) that may hold data: [*data, *stop), both
+ * end when it is all holes. A sparse image keeps little more than the
+ * written part of each directory cluster, FAT and bitmap, and its holes
+ * read as zeros by definition: they need not be read. Without holes to find
+ * (a block device, or a file system that cannot tell) it is [off, end). */
+void fsck_data_extent(struct vol *v, uint64_t off, uint64_t end, uint64_t *data, uint64_t *stop)
 {
-	uint64_t pos = off, end = off + len;
-	while (pos < end) {
-		off_t data = lseek(v->fd, (off_t)pos, SEEK_DATA);
-		if (data < 0 && errno != ENXIO)
-			return pos == off ? 1 : kb_pread_full(v->fd, buf + (pos - off), end - pos, pos);
-		if (data < 0 || (uint64_t)data >= end) {
-			memset(buf + (pos - off), 0, end - pos);
-			return 0;
-		}
-		memset(buf + (pos - off), 0, (uint64_t)data - pos);
-		off_t hole = lseek(v->fd, data, SEEK_HOLE);
-		uint64_t stop = hole < 0 || (uint64_t)hole > end ? end : (uint64_t)hole;
-		if (kb_pread_full(v->fd, buf + ((uint64_t)data - off), stop - (uint64_t)data, (uint64_t)data) < 0)
-			return -1;
-		pos = stop;
+	*data = off, *stop = end;
+	if (!v->seek_holes || off >= end)
+		return;
+	off_t d = lseek(v->fd, (off_t)off, SEEK_DATA);
+	if (d < 0 && errno != ENXIO) {
+		v->seek_holes = false;
+		return;
 	}
-	return 0;
+	if (d < 0 || (uint64_t)d >= end) {
+		*data = end;
+		return;
+	}
+	*data = (uint64_t)d;
+	off_t hole = lseek(v->fd, d, SEEK_HOLE);
+	if (hole >= 0 && (uint64_t)hole < end)
+		*stop = (uint64_t)hole;
 }
 
 #define SPARSE_READ_MIN (64u << 10)       /* smaller reads are not worth two lseeks */
 
-/* [off, off + len) is known to read as zeros without reading it. */
-bool fsck_is_hole(struct vol *v, uint64_t off, uint64_t len)
+/* Reads [off, off + len), the part past the end of the device as zeros.
+ * With find_holes, a large read reads only the data extents, and writes
+ * zeros over the holes. */
+static int dev_read(struct vol *v, uint64_t off, void *buf, size_t len, bool find_holes)
 {
-	if (!v->seek_holes || off + len > v->dev_size)
-		return false;
-	off_t data = lseek(v->fd, (off_t)off, SEEK_DATA);
-	return (data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= off + len);
+	uint8_t *b = buf;
+	size_t avail = off >= v->dev_size ? 0 : (v->dev_size - off < len ? (size_t)(v->dev_size - off) : len);
+	uint64_t end = off + avail, data = off, stop = end;
+	for (uint64_t pos = off; pos < end; pos = stop) {
+		if (find_holes && avail >= SPARSE_READ_MIN)
+			fsck_data_extent(v, pos, end, &data, &stop);
+		memset(b + (pos - off), 0, data - pos);
+		if (data < stop && kb_pread_full(v->fd, b + (data - off), stop - data, data) < 0) {
+			fsck_fail_op(v, "read at byte %llu: %s", (unsigned long long)off, strerror(errno));
+			return -1;
+		}
+	}
+	memset(b + avail, 0, len - avail);
+	return 0;
 }
 
 int fsck_dev_read(struct vol *v, uint64_t off, void *buf, size_t len)
 {
-	size_t avail = off >= v->dev_size ? 0 : (v->dev_size - off < len ? (size_t)(v->dev_size - off) : len);
-	int rc = 1;
-	if (avail >= SPARSE_READ_MIN && v->seek_holes) {
-		rc = read_data_extents(v, off, buf, avail);
-		if (rc == 1)
-			v->seek_holes = false;
-	}
-	if (avail && rc == 1)
-		rc = kb_pread_full(v->fd, buf, avail, off);
-	if (avail && rc < 0) {
-		fsck_fail_op(v, "read at byte %llu: %s", (unsigned long long)off, strerror(errno));
-		return -1;
-	}
-	memset((uint8_t *)buf + avail, 0, len - avail);
-	return 0;
+	return dev_read(v, off, buf, len, true);
+}
+
+int fsck_dev_read_data(struct vol *v, uint64_t off, void *buf, size_t len)
+{
+	return dev_read(v, off, buf, len, false);
 }
 
 int fsck_raw_write(struct vol *v, uint64_t off, const void *buf, size_t len)

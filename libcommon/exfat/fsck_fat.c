@@ -332,46 +332,61 @@ static bool all_zero(const uint8_t *p, size_t len)
 	return !any;
 }
 
-/* The read-only comparison: the on-disk bitmap is read in large runs into
- * one small buffer and compared word by word with the clusters in use;
- * pages of used that no cluster touched count as zero without being read.
- * Where a page of used is untouched and the bitmap under it free (a hole,
- * or zero words: most of a bitmap that is not full), there is nothing to
- * compare, and the stretch is passed over whole. */
+/* The read-only comparison: the on-disk bitmap is read in pieces of at
+ * most BM_READ_BYTES into one small buffer and compared word by word with
+ * the clusters in use; pages of used that no cluster touched count as zero
+ * without being read. A hole of a sparse image (most of an empty volume's
+ * bitmap) is not read either, however long: it is all free. Where a page
+ * of used is untouched and the bitmap under it free (a hole, or zero
+ * words: most of a bitmap that is not full), there is nothing to compare,
+ * and the stretch is passed over whole. */
 static void check_bitmap_streamed(struct vol *v)
 {
 	uint64_t words = ((uint64_t)v->cc + 63) / 64, w = 0;
 	uint64_t orphans = 0, free_but_used = 0;
 	uint32_t first_fbu = 0, first_orphan = 0;
-	size_t cap = BM_READ_BYTES > v->csize ? BM_READ_BYTES : v->csize;
-	uint8_t *buf = malloc(cap + 8);
+	uint8_t *buf = malloc(BM_READ_BYTES + 8);
 	if (!buf) {
 		fsck_fail_op(v, "out of memory");
 		return;
 	}
-	for (uint32_t k = 0; k < v->bm_count && w < words;) {
-		uint32_t run = 1;
-		while (k + run < v->bm_count && v->bm_clusters[k + run] == v->bm_clusters[k] + run &&
-		       ((uint64_t)(run + 1) << v->cshift) <= cap)
-			run++;
-		uint64_t len = (uint64_t)run << v->cshift, start = (uint64_t)k << v->cshift;
-		if (len > v->bm_bytes - start)
-			len = v->bm_bytes - start;
-		/* A hole in a sparse image: no cluster marked there, nothing to
-		 * read, and only the touched pages of used to look at. */
-		bool hole = fsck_is_hole(v, fsck_cluster_pos(v, v->bm_clusters[k]), len);
-		memset(buf + len, 0, 8 - len % 8);
-		if (!hole && fsck_dev_read(v, fsck_cluster_pos(v, v->bm_clusters[k]), buf, len) < 0)
-			break;
+	/* Bitmap bytes [run_at, run_end) lie contiguous on the device from run_pos. */
+	uint64_t run_at = 0, run_end = 0, run_pos = 0;
+	for (uint64_t at = 0; at < v->bm_bytes && w < words;) {
+		if (at >= run_end) {
+			uint32_t k = (uint32_t)(at >> v->cshift), n = 1;
+			while (k + n < v->bm_count && v->bm_clusters[k + n] == v->bm_clusters[k] + n)
+				n++;
+			run_at = (uint64_t)k << v->cshift;
+			run_end = (uint64_t)(k + n) << v->cshift;
+			if (run_end > v->bm_bytes)
+				run_end = v->bm_bytes;
+			run_pos = fsck_cluster_pos(v, v->bm_clusters[k]);
+		}
+		/* Pieces start on a word: a hole ends on one or at the end. */
+		uint64_t pos = run_pos + (at - run_at), end = run_pos + (run_end - run_at), data, stop, len;
+		fsck_data_extent(v, pos, end, &data, &stop);
+		bool hole = data == end || data - pos >= 8;
+		if (hole) {
+			len = data == end ? end - pos : (data - pos) & ~7ull;
+		} else {
+			len = stop - pos < BM_READ_BYTES ? stop - pos : BM_READ_BYTES;
+			len = (len + 7) & ~7ull;
+			if (len > end - pos)
+				len = end - pos;
+			memset(buf + len, 0, 8 - len % 8);
+			if (fsck_dev_read_data(v, pos, buf, len) < 0)
+				break;
+		}
 		uint64_t w0 = w, w_end = w0 + (len + 7) / 8 < words ? w0 + (len + 7) / 8 : words;
 		for (; w < w_end; w++) {
 			uint64_t disk = 0, in_use = 0;
 			bool touched = v->used_pages[w * 8 / USED_PAGE_BYTES];
 			if (!touched) {
 				uint64_t next = (w * 8 / USED_PAGE_BYTES + 1) * USED_PAGE_BYTES / 8;
-				uint64_t stop = next < w_end ? next : w_end;
-				if (hole || all_zero(buf + (w - w0) * 8, (stop - w) * 8)) {
-					w = stop - 1;
+				uint64_t stop_w = next < w_end ? next : w_end;
+				if (hole || all_zero(buf + (w - w0) * 8, (stop_w - w) * 8)) {
+					w = stop_w - 1;
 					continue;
 				}
 			}
@@ -399,7 +414,7 @@ static void check_bitmap_streamed(struct vol *v)
 				free_but_used += (unsigned)__builtin_popcountll(missing);
 			}
 		}
-		k += run;
+		at += len;
 	}
 	free(buf);
 	if (v->failed)

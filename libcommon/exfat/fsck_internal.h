@@ -150,10 +150,15 @@ void __attribute__((format(printf, 2, 3))) fsck_fail(struct vol *v, const char *
 
 /* ---- device access (exfat_fsck.c) ---------------------------------------- */
 
-/* [off, off + len) is known to read as zeros without reading it. */
-bool fsck_is_hole(struct vol *v, uint64_t off, uint64_t len);
+/* The first extent of [off, end) that may hold data, [*data, *stop): the
+ * holes of a sparse image read as zeros without being read. Both are end
+ * when there is none; [off, end) when holes cannot be told. */
+void fsck_data_extent(struct vol *v, uint64_t off, uint64_t end, uint64_t *data, uint64_t *stop);
 /* Reads [off, off + len); past the end of the device reads as zeros. */
 int fsck_dev_read(struct vol *v, uint64_t off, void *buf, size_t len);
+/* The same without looking for holes: [off, off + len) holds data, as
+ * fsck_data_extent() found. */
+int fsck_dev_read_data(struct vol *v, uint64_t off, void *buf, size_t len);
 /* Writes through the undo file, without setting the dirty mark. */
 int fsck_raw_write(struct vol *v, uint64_t off, const void *buf, size_t len);
 int fsck_flush(struct vol *v);
