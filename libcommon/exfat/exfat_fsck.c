@@ -121,8 +121,8 @@ void fsck_data_extent(struct vol *v, uint64_t off, uint64_t end, uint64_t *data,
 
 /* Reads [off, off + len), the part past the end of the device as zeros.
  * With find_holes, a large read reads only the data extents, and writes
- * zeros over the holes. */
-static int dev_read(struct vol *v, uint64_t off, void *buf, size_t len, bool find_holes)
+ * zeros over the holes unless buf holds zeros already (zeroed). */
+static int dev_read(struct vol *v, uint64_t off, void *buf, size_t len, bool find_holes, bool zeroed)
 {
 	uint8_t *b = buf;
 	size_t avail = off >= v->dev_size ? 0 : (v->dev_size - off < len ? (size_t)(v->dev_size - off) : len);
@@ -130,24 +130,31 @@ static int dev_read(struct vol *v, uint64_t off, void *buf, size_t len, bool fin
 	for (uint64_t pos = off; pos < end; pos = stop) {
 		if (find_holes && avail >= SPARSE_READ_MIN)
 			fsck_data_extent(v, pos, end, &data, &stop);
-		memset(b + (pos - off), 0, data - pos);
+		if (!zeroed)
+			memset(b + (pos - off), 0, data - pos);
 		if (data < stop && kb_pread_full(v->fd, b + (data - off), stop - data, data) < 0) {
 			fsck_fail_op(v, "read at byte %llu: %s", (unsigned long long)off, strerror(errno));
 			return -1;
 		}
 	}
-	memset(b + avail, 0, len - avail);
+	if (!zeroed)
+		memset(b + avail, 0, len - avail);
 	return 0;
 }
 
 int fsck_dev_read(struct vol *v, uint64_t off, void *buf, size_t len)
 {
-	return dev_read(v, off, buf, len, true);
+	return dev_read(v, off, buf, len, true, false);
+}
+
+int fsck_dev_read_zeroed(struct vol *v, uint64_t off, void *buf, size_t len)
+{
+	return dev_read(v, off, buf, len, true, true);
 }
 
 int fsck_dev_read_data(struct vol *v, uint64_t off, void *buf, size_t len)
 {
-	return dev_read(v, off, buf, len, false);
+	return dev_read(v, off, buf, len, false, false);
 }
 
 int fsck_raw_write(struct vol *v, uint64_t off, const void *buf, size_t len)

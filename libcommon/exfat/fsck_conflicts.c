@@ -466,7 +466,7 @@ static int census_run(struct vol *v, struct census *cs)
 	while (nstack && !v->failed) {
 		struct dir_job job = stack[--nstack];
 		uint64_t dbytes = (uint64_t)job.count << v->cshift;
-		uint8_t *buf = malloc(dbytes ? dbytes : 1);
+		uint8_t *buf = calloc(1, dbytes ? dbytes : 1);
 		uint32_t n = (uint32_t)(dbytes / EXFAT_ENTRY_SIZE);
 		if (!buf)
 			fsck_fail_op(v, "out of memory");

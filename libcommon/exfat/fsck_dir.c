@@ -571,8 +571,8 @@ int fsck_read_dir(struct vol *v, const struct dir_job *job, uint8_t *buf)
 		uint32_t run = 1;
 		while (k + run < job->count && job->clusters[k + run] == job->clusters[k] + run && run < 2048)
 			run++;
-		if (fsck_dev_read(v, fsck_cluster_pos(v, job->clusters[k]), buf + ((uint64_t)k << v->cshift),
-				  (size_t)run << v->cshift) < 0)
+		if (fsck_dev_read_zeroed(v, fsck_cluster_pos(v, job->clusters[k]), buf + ((uint64_t)k << v->cshift),
+					 (size_t)run << v->cshift) < 0)
 			return -1;
 		k += run;
 	}
@@ -588,14 +588,26 @@ static void write_dir(struct dir_ctx *d)
 }
 
 /* Entries past the end-of-directory mark are unused by definition: every
- * implementation stops reading at the mark, so they are zeroed. */
+ * implementation stops reading at the mark, so they are zeroed. A hole of
+ * a sparse image holds none: it is passed over without looking at the
+ * buffer there (pages never touched), unless a repair changed its cluster. */
 static void check_after_end(struct dir_ctx *d, uint32_t eod)
 {
-	uint32_t junk = 0, live = 0;
-	for (uint32_t k = eod + 1; k < d->nentries; k++) {
-		uint8_t t = fsck_entry_at(d, k)[0];
-		junk += t != 0;
-		live += (t & EXFAT_ENTRY_IN_USE) != 0;
+	struct vol *v = d->v;
+	uint32_t per_cluster = (uint32_t)(v->csize / EXFAT_ENTRY_SIZE), junk = 0, live = 0;
+	for (uint32_t k = eod + 1; k < d->nentries;) {
+		uint32_t cluster = k / per_cluster, to = (cluster + 1) * per_cluster;
+		if (!d->dirty[cluster]) {
+			uint64_t pos = fsck_entry_pos(d, k), data, stop;
+			fsck_data_extent(v, pos, pos + (uint64_t)(to - k) * EXFAT_ENTRY_SIZE, &data, &stop);
+			to = k + (uint32_t)((stop - pos + EXFAT_ENTRY_SIZE - 1) / EXFAT_ENTRY_SIZE);
+			k += (uint32_t)((data - pos) / EXFAT_ENTRY_SIZE);
+		}
+		for (; k < to; k++) {
+			uint8_t t = fsck_entry_at(d, k)[0];
+			junk += t != 0;
+			live += (t & EXFAT_ENTRY_IN_USE) != 0;
+		}
 	}
 	if (junk && fsck_problem(d->v, "entry-after-end", d->job->path, fsck_entry_pos(d, eod), !live,
 				 "zero them", "%u entries after the end-of-directory mark (%u marked in use)", junk, live)) {
@@ -611,7 +623,7 @@ void fsck_check_dir(struct vol *v, struct dir_job *job, bool root)
 {
 	struct dir_ctx d = { .v = v, .job = job, .root = root };
 	uint64_t bytes = (uint64_t)job->count << v->cshift;
-	d.buf = malloc(bytes);
+	d.buf = calloc(1, bytes);
 	d.dirty = calloc(job->count, 1);
 	d.nentries = (uint32_t)(bytes / EXFAT_ENTRY_SIZE);
 	if (!d.buf || !d.dirty) {

@@ -156,6 +156,9 @@ void __attribute__((format(printf, 2, 3))) fsck_fail(struct vol *v, const char *
 void fsck_data_extent(struct vol *v, uint64_t off, uint64_t end, uint64_t *data, uint64_t *stop);
 /* Reads [off, off + len); past the end of the device reads as zeros. */
 int fsck_dev_read(struct vol *v, uint64_t off, void *buf, size_t len);
+/* The same into a buf that holds zeros: holes and the part past the end
+ * are left as they are, untouched (a fresh calloc costs no page for them). */
+int fsck_dev_read_zeroed(struct vol *v, uint64_t off, void *buf, size_t len);
 /* The same without looking for holes: [off, off + len) holds data, as
  * fsck_data_extent() found. */
 int fsck_dev_read_data(struct vol *v, uint64_t off, void *buf, size_t len);
@@ -404,6 +407,8 @@ uint64_t fsck_entry_pos(struct dir_ctx *d, uint32_t i);
 void fsck_touch(struct dir_ctx *d, uint32_t first, uint32_t count);
 void fsck_delete_entries(struct dir_ctx *d, uint32_t first, uint32_t count);
 int fsck_push_dir(struct vol *v, char *path, uint32_t *clusters, uint32_t count, uint32_t depth);
+/* Reads the directory's clusters into buf, which holds zeros (calloc): a
+ * sparse image's holes are left as they are. */
 int fsck_read_dir(struct vol *v, const struct dir_job *job, uint8_t *buf);
 void fsck_check_dir(struct vol *v, struct dir_job *job, bool root);
 /* Once the claims are settled: a damaged up-case table gets the default

@@ -173,7 +173,7 @@ bool fsck_rescue_orphans(struct vol *v, uint64_t orphans, uint32_t first_orphan)
 	/* Its entry set in the root directory: in three free entries, or in a
 	 * new cluster at the end of the root's chain. */
 	uint64_t root_bytes = ((uint64_t)v->root_count << v->cshift);
-	root = malloc(root_bytes + v->csize);
+	root = calloc(1, root_bytes + v->csize);
 	if (!root) {
 		fsck_fail_op(v, "out of memory");
 		goto out;
