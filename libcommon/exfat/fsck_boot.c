@@ -21,7 +21,7 @@
 
 /* One boot region as read, main or backup. */
 struct region {
-	uint8_t *buf;            /* REGION_MAX bytes */
+	uint8_t *buf;            /* REGION_MAX bytes, the region's 12 sectors read */
 	unsigned ss;             /* the sector size it was read with; 0: none found */
 	bool ok;                 /* it passes exfat_boot_region_check() */
 	const char *why;         /* why not */
@@ -374,11 +374,17 @@ int fsck_check_boot(struct vol *v)
 		fsck_fail_op(v, "out of memory");
 		goto out;
 	}
-	if (fsck_dev_read(v, 0, m.buf, REGION_MAX) < 0)
+	/* The main region, in the sector size its boot sector gives: twelve
+	 * 512-byte sectors are read first, the rest only for larger sectors. */
+	size_t smallest = (size_t)EXFAT_BOOT_REGION_SECTORS << EXFAT_MIN_SECTOR_SHIFT;
+	if (fsck_dev_read(v, 0, m.buf, smallest) < 0)
 		goto out;
 	const struct exfat_boot_sector *mbs = (const void *)m.buf;
 	if (mbs->sector_shift >= EXFAT_MIN_SECTOR_SHIFT && mbs->sector_shift <= EXFAT_MAX_SECTOR_SHIFT) {
 		m.ss = 1u << mbs->sector_shift;
+		size_t rlen = (size_t)EXFAT_BOOT_REGION_SECTORS * m.ss;
+		if (rlen > smallest && fsck_dev_read(v, smallest, m.buf + smallest, rlen - smallest) < 0)
+			goto out;
 		m.ok = exfat_boot_region_check(m.buf, m.ss, &m.why) == 0;
 	} else {
 		m.why = "BytesPerSectorShift out of range 9..12";
