@@ -9,8 +9,9 @@
 #include <sys/stat.h>
 
 /* Checks whether the block device or regular file `st` (from fstat of
- * path) is mounted: a block device by device number, a file by being the
- * source of a mount (FUSE) or the backing file of a mounted loop device.
+ * path) is mounted: a block device by device number (libmount), a file by
+ * being the source of a mount (FUSE) or the backing file of a mounted loop
+ * device (the mount table read directly, and only mounted loop devices).
  * Returns 1 with the mount point in where (len bytes), 0 if not mounted,
  * -1 with errno if the mount table cannot be read. */
 int kb_mounted_at(const struct stat *st, char *where, size_t len);
