@@ -139,7 +139,8 @@ int fsck_read_fat(struct vol *v)
 		fsck_fail_op(v, "out of memory (%llu clusters)", (unsigned long long)v->cc);
 		return -1;
 	}
-	uint32_t f0 = fsck_fat_fetch(v, 0), f1 = fsck_fat_fetch(v, 1);
+	/* FAT[1] comes from the window or chunk FAT[0] was read in. */
+	uint32_t f0 = fsck_fat_fetch(v, 0), f1 = fsck_fat_get(v, 1);
 	if (v->failed)
 		return -1;
 	if ((f0 & 0xFFFFFF00u) != 0xFFFFFF00u || f1 != EXFAT_FAT_EOC) {
