@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 ssize_t kb_read_small_file(const char *path, char *buf, size_t cap)
@@ -29,4 +30,36 @@ ssize_t kb_read_small_file(const char *path, char *buf, size_t cap)
 	if (cap)
 		buf[len] = '\0';
 	return (ssize_t)len;
+}
+
+char *kb_read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	size_t cap = 64u << 10, n = 0;
+	char *buf = malloc(cap);
+	while (buf) {
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r == 0) {
+			close(fd);
+			buf[n] = '\0';
+			*len = n;
+			return buf;
+		}
+		if (r < 0 && errno != EINTR)
+			break;
+		n += r > 0 ? (size_t)r : 0;
+		if (n + 1 == cap) {
+			char *bigger = realloc(buf, cap * 2);
+			if (!bigger)
+				break;
+			buf = bigger, cap *= 2;
+		}
+	}
+	int e = buf ? errno : ENOMEM;
+	free(buf);
+	close(fd);
+	errno = e;
+	return NULL;
 }

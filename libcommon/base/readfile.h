@@ -8,5 +8,9 @@
 /* Reads at most cap-1 bytes of path into buf and NUL-terminates it (cap >= 1).
  * Returns the length read, or -1 with errno set. */
 ssize_t kb_read_small_file(const char *path, char *buf, size_t cap);
+/* Reads all of path into a malloc'd buffer, NUL-terminated, *len bytes
+ * before the NUL: in large reads (a /proc table in one), whatever size
+ * the file's st_blksize gives. Returns NULL with errno set. */
+char *kb_read_file(const char *path, size_t *len);
 
 #endif
