@@ -195,11 +195,10 @@ int exfat_boot_region_check(const void *region_buf, unsigned ss, const char **wh
 
 bool exfat_boot_regions_equal(const void *a_buf, const void *b_buf, unsigned ss)
 {
+	/* All but VolumeFlags (106, 107) and PercentInUse (112). */
 	const uint8_t *a = a_buf, *b = b_buf;
-	for (size_t k = 0; k < (size_t)EXFAT_BOOT_REGION_SECTORS * ss; k++)
-		if (a[k] != b[k] && k != 106 && k != 107 && k != 112)
-			return false;
-	return true;
+	size_t len = (size_t)EXFAT_BOOT_REGION_SECTORS * ss;
+	return !memcmp(a, b, 106) && !memcmp(a + 108, b + 108, 4) && !memcmp(a + 113, b + 113, len - 113);
 }
 
 /* ---- geometry ----------------------------------------------------------- */
