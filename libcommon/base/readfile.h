@@ -9,8 +9,9 @@
  * Returns the length read, or -1 with errno set. */
 ssize_t kb_read_small_file(const char *path, char *buf, size_t cap);
 /* Reads all of path into a malloc'd buffer, NUL-terminated, *len bytes
- * before the NUL: in large reads (a /proc table in one), whatever size
- * the file's st_blksize gives. Returns NULL with errno set. */
+ * before the NUL: in reads of up to 64 KiB, growing the buffer as needed,
+ * so a /proc table comes in one read rather than in st_blksize pieces.
+ * Returns NULL with errno set. */
 char *kb_read_file(const char *path, size_t *len);
 
 #endif

@@ -18,10 +18,15 @@
 
 KB_DLOPEN_NOTE(KB_LIBMOUNT);
 
+static bool same_inode(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
 static int same_file(const char *path, const struct stat *st)
 {
 	struct stat s;
-	return path && stat(path, &s) == 0 && s.st_dev == st->st_dev && s.st_ino == st->st_ino;
+	return path && stat(path, &s) == 0 && same_inode(&s, st);
 }
 
 /* Whether the loop device whose sysfs directory is dir ("/sys/block/loop0",
@@ -152,7 +157,7 @@ static int file_mounted_at(const struct stat *st, char *where, size_t len)
 		bool mounted = colon && major(fs_dev) == LOOP_MAJOR && loop_devno_backed_by(fs_dev, st);
 		struct stat s;
 		if (!mounted && src && src[0] == '/' && stat(unescape_field(src), &s) == 0)
-			mounted = (s.st_dev == st->st_dev && s.st_ino == st->st_ino) ||
+			mounted = same_inode(&s, st) ||
 				  (S_ISBLK(s.st_mode) && major(s.st_rdev) == LOOP_MAJOR && s.st_rdev != fs_dev &&
 				   loop_devno_backed_by(s.st_rdev, st));
 		if (!mounted)
